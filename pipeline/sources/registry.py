@@ -1,0 +1,34 @@
+"""The registry of readers. Adding a format = one module in this package + one line below.
+
+Formats are recognised by content, never by file name: `detect_reader` offers each reader the
+first bytes of the file, in the order below (most specific first).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import UnrecognisedFormat
+from pipeline.sources.base import HEAD_BYTES, Reader, ReadContext
+from pipeline.sources.fit import FitReader
+from pipeline.sources.fitbit import FitabaseReader
+
+READERS: tuple[Reader, ...] = (
+    FitReader(),
+    FitabaseReader(),
+)
+
+
+def detect_reader(path: Path) -> Reader:
+    """The reader for `path`, or UnrecognisedFormat naming the file."""
+    with open(path, "rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    if not head:
+        raise UnrecognisedFormat(path, "the file is empty")
+    for reader in READERS:
+        if reader.detect(path, head):
+            return reader
+    raise UnrecognisedFormat(path, "not a format Stepwise can read (recognised by content)")
+
+
+
