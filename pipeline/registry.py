@@ -1,0 +1,132 @@
+"""participants.csv and prescriptions.csv -> typed records. Errors name the file and the line.
+
+participant_id stays a string, even when it looks like a number ("0042" is not 42).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.errors import RegistryError
+
+PARTICIPANT_COLUMNS = ("participant_id", "clinic_id", "time_zone", "programme_start")
+OPTIONAL_PARTICIPANT_COLUMNS = ("display_name", "start_minutes", "week12_minutes", "final_minutes")
+PRESCRIPTION_COLUMNS = ("participant_id", "from_week", "minutes_per_week", "days_per_week")
+
+
+@dataclass(frozen=True)
+class Participant:
+    participant_id: str
+    clinic_id: str
+    time_zone: str
+    programme_start: date
+    display_name: str | None = None  # clinic outputs only, never the warehouse
+    start_minutes: float | None = None
+    week12_minutes: float | None = None
+    final_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """A physiotherapist's plan from `from_week` onward (prescriptions.csv)."""
+
+    participant_id: str
+    from_week: int
+    minutes_per_week: float
+    days_per_week: int
+    row_order: int  # position in the file: among equal from_week, the later row wins
+
+
+def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(path, f"not UTF-8 text ({exc.reason})") from exc
+    reader = csv.DictReader(text.splitlines())
+    missing = [name for name in required if name not in (reader.fieldnames or [])]
+    if missing:
+        raise RegistryError(path, f"missing column(s) {', '.join(missing)}", line=1)
+    return [(number, {k: (v or "").strip() for k, v in row.items() if k}) for number, row in enumerate(reader, start=2)]
+
+
+def _optional_number(value: str, path: Path, line: int, column: str) -> float | None:
+    if value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise RegistryError(path, f"{column} {value!r} is not a number", line=line) from None
+    if number <= 0:
+        raise RegistryError(path, f"{column} must be positive, got {value}", line=line)
+    return number
+
+
+def read_participants(path: Path) -> list[Participant]:
+    if not path.exists():
+        raise RegistryError(path, "participants.csv is missing")
+    participants: list[Participant] = []
+    seen: set[str] = set()
+    for line, row in _rows(path, PARTICIPANT_COLUMNS):
+        pid = row["participant_id"]
+        if not pid:
+            raise RegistryError(path, "participant_id is empty", line=line)
+        if pid in seen:
+            raise RegistryError(path, f"participant_id {pid!r} appears twice", line=line)
+        if pid in (".", "..") or "/" in pid or "\\" in pid or "\x00" in pid:
+            raise RegistryError(path, f"participant_id {pid!r} cannot name a folder", line=line)
+        seen.add(pid)
+        try:
+            ZoneInfo(row["time_zone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise RegistryError(path, f"time_zone {row['time_zone']!r} is not an IANA zone", line=line) from None
+        try:
+            start = date.fromisoformat(row["programme_start"])
+        except ValueError:
+            raise RegistryError(
+                path, f"programme_start {row['programme_start']!r} is not YYYY-MM-DD", line=line
+            ) from None
+        if not row["clinic_id"]:
+            raise RegistryError(path, "clinic_id is empty", line=line)
+        participants.append(
+            Participant(
+                participant_id=pid,
+                clinic_id=row["clinic_id"],
+                time_zone=row["time_zone"],
+                programme_start=start,
+                display_name=row.get("display_name") or None,
+                start_minutes=_optional_number(row.get("start_minutes", ""), path, line, "start_minutes"),
+                week12_minutes=_optional_number(row.get("week12_minutes", ""), path, line, "week12_minutes"),
+                final_minutes=_optional_number(row.get("final_minutes", ""), path, line, "final_minutes"),
+            )
+        )
+    return participants
+
+
+def read_plan_rows(path: Path, participants: list[Participant]) -> list[PlanRow]:
+    """prescriptions.csv is optional: no file, no plan rows."""
+    if not path.exists():
+        return []
+    known = {p.participant_id for p in participants}
+    plan: list[PlanRow] = []
+    for order, (line, row) in enumerate(_rows(path, PRESCRIPTION_COLUMNS)):
+        pid = row["participant_id"]
+        if pid not in known:
+            raise RegistryError(path, f"participant_id {pid!r} is not in participants.csv", line=line)
+        try:
+            from_week = int(row["from_week"])
+            days = int(row["days_per_week"])
+            minutes = float(row["minutes_per_week"])
+        except ValueError:
+            raise RegistryError(
+                path, "from_week and days_per_week must be whole numbers, minutes_per_week a number", line=line
+            ) from None
+        if from_week < 1 or not 0 <= days <= 7 or minutes < 0:
+            raise RegistryError(
+                path, "from_week must be >= 1, days_per_week 0-7, minutes_per_week >= 0", line=line
+            )
+        plan.append(PlanRow(pid, from_week, minutes, days, order))
+    return plan

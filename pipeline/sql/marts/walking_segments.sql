@@ -1,0 +1,57 @@
+-- walking_segments: runs of walking minutes joined across gaps of at most bout_max_gap_minutes
+-- non-walking minutes; is_bout marks the kept ones (definitions v1 "Walking bout").
+-- A segment belongs to the local day of its first minute. Minutes without data are non-walking.
+-- Units: minutes.
+with walking_minutes as (
+    select m.participant_id, m.minute_utc, m.local_date
+    from minute_steps as m
+    cross join definitions as d
+    where m.steps >= d.walking_cadence_steps_min
+),
+
+marked as (
+    select
+        w.*,
+        case
+            when lag(w.minute_utc) over by_time is null then 1
+            when w.minute_utc - lag(w.minute_utc) over by_time > to_minutes(d.bout_max_gap_minutes + 1) then 1
+            else 0
+        end as starts_segment
+    from walking_minutes as w
+    cross join definitions as d
+    window by_time as (partition by w.participant_id order by w.minute_utc)
+),
+
+numbered as (
+    select
+        *,
+        sum(starts_segment) over (
+            partition by participant_id order by minute_utc rows unbounded preceding
+        ) as segment_number
+    from marked
+),
+
+segments as (
+    select
+        participant_id,
+        segment_number,
+        min(minute_utc) as first_minute_utc,
+        max(minute_utc) as last_minute_utc,
+        arg_min(local_date, minute_utc) as local_date,
+        count(*) as walking_minutes,
+        epoch(max(minute_utc) - min(minute_utc)) / 60 + 1 as span_minutes
+    from numbered
+    group by participant_id, segment_number
+),
+
+final as (
+    select
+        s.*,
+        s.span_minutes >= d.bout_min_span_minutes
+            and s.walking_minutes / s.span_minutes >= d.bout_min_walking_fraction as is_bout
+    from segments as s
+    cross join definitions as d
+)
+
+select * from final
+order by participant_id, first_minute_utc
