@@ -88,10 +88,9 @@ def _register_inputs(
         schema={"source": pl.String, "priority_rank": pl.Int32},
     )
     run_info = pl.DataFrame(
-        {"definitions_version": [settings.definitions.version], "built_at": [built_at],
-         "as_of": [dates and min(dates.values())], "last_report_date": [dates and max(dates.values())]},
-        schema={"definitions_version": pl.String, "built_at": pl.Datetime("us", "UTC"),
-                "as_of": pl.Date, "last_report_date": pl.Date},
+        {"report_date": [max(dates.values()) if dates else built_at.date()],
+         "definitions_version": [settings.definitions.version], "built_at": [built_at]},
+        schema={"report_date": pl.Date, "definitions_version": pl.String, "built_at": pl.Datetime("us", "UTC")},
     )
     for name, frame in (
         ("registry_participants", registry),
