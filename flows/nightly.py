@@ -18,7 +18,7 @@ from pipeline.config import Settings
 from pipeline.ingest import IngestReport, ingest_inbox
 from pipeline.registry import Participant, PlanRow, read_participants, read_plan_rows
 from pipeline.runlock import run_lock
-from pipeline.warehouse import build_warehouse
+from pipeline.warehouse import build_warehouse, read_report_date
 
 # Progress of long steps goes to this logger; the CLI shows it on a terminal.
 progress_log = logging.getLogger("stepwise.progress")
@@ -64,7 +64,8 @@ def build(settings: Settings, participants: list[Participant], plan_rows: list[P
 def write_reports(settings: Settings, warehouse: Path, participants: list[Participant]) -> list[Path]:
     from pipeline.reports.render import write_clinic_reports
 
-    return write_clinic_reports(warehouse, participants, settings.data.outbox)
+    return write_clinic_reports(warehouse, participants, settings.data.outbox, read_report_date(warehouse),
+                                definitions=settings.definitions)
 
 
 @flow(name="stepwise-nightly", log_prints=False)

@@ -52,15 +52,19 @@ def _run_flow(data_dir: Path, as_of: date | None, debug: bool) -> dict:
 
 
 def _report(summary: dict) -> None:
-    click.echo(f"warehouse: {summary['warehouse']}")
-    for path in summary["reports"]:
-        click.echo(f"report:    {path}")
     for reason in summary["quarantine_reasons"]:
         click.echo(f"quarantined: {reason}")
+    click.echo(f"warehouse: {summary['warehouse']}")
+    for path in summary["reports"]:
+        if not path.endswith(".html"):
+            click.echo(f"report:    {path}")
     click.echo(
         f"{summary['ingested']} file(s) ingested, {summary['skipped']} skipped as already seen, "
         f"{summary['quarantined']} quarantined"
     )
+    for path in summary["reports"]:
+        if path.endswith(".html"):
+            click.echo(f"open:      {path}")
 
 
 def _fail(exc: BaseException, debug: bool) -> None:

@@ -150,3 +150,12 @@ def build_warehouse(
     os.replace(building, target)
     fsync_dir(target.parent)
     return target
+
+
+def read_report_date(warehouse: Path) -> date:
+    """The run's report date as recorded in run_info (names the outbox folder)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.sql("select report_date from run_info").fetchall()[0][0]
+    finally:
+        con.close()

@@ -2,12 +2,11 @@
 -- computed from that source's intervals for the same local day. Never used in any metric.
 -- Units: steps (steps); difference = device_steps - computed_steps.
 with device_totals as (
-    select *
+    -- a day split over several sync files reports partial totals: the largest is the device's
+    -- total for the day (a re-export repeats the same total)
+    select participant_id, local_date, source, device, max(steps) as steps
     from lake_device_daily_totals
-    qualify row_number() over (
-        partition by participant_id, local_date, source, device
-        order by ingested_at desc, file_sha256 desc
-    ) = 1
+    group by participant_id, local_date, source, device
 ),
 
 computed as (

@@ -16,7 +16,7 @@ weeks as (
         sum(d.vigorous_minutes) as vigorous_minutes,
         cast(round(sum(d.steps_unrounded)) as bigint) as steps,
         avg(d.steps_unrounded) filter (where d.valid_day) as mean_daily_steps,
-        case when count(d.steps) > 0 then cast(count(*) filter (where d.walking_day) as integer) end as walking_days,
+        cast(count(*) filter (where d.walking_day) as integer) as walking_days,
         cast(count(*) filter (where d.valid_day) as integer) as valid_days,
         avg(d.peak30_cadence) filter (where d.valid_day) as peak30_cadence,
         cast(count(*) filter (where d.valid_day and d.low_confidence) as integer) as low_confidence_days,
