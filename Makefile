@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := .demo
 
-.PHONY: run test install install-test fuzz crash bench clean
+.PHONY: run test install install-test system-deps fuzz crash bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+## Debian packages: WeasyPrint's libraries (summary.pdf), fonts, Chromium for the page test.
+system-deps:
+	bash scripts/system-deps.sh
+
 ## Set up, regenerate the sample cohort into an ignored folder, run the nightly flow once on it.
-run: install
+run: install system-deps
 	$(BIN)/stepwise demo --data-dir $(DEMO)
 
 ## Set up and run the whole test suite.
-test: install-test
+test: install-test system-deps
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -34,6 +34,7 @@ from pipeline.lake import (
 from pipeline.registry import Participant
 from pipeline.schema import DAILY_TOTAL_COLUMNS, step_intervals_polars_schema
 from pipeline.sources.base import ReadContext
+from pipeline.sources.mapped_csv import is_mapping_file
 from pipeline.sources.registry import detect_reader
 
 Progress = Callable[[int, int], None]
@@ -82,10 +83,12 @@ def discover_inbox(folder: DataFolder, participants: list[Participant]) -> list[
     for dirpath, dirnames, filenames in os.walk(folder.inbox, followlinks=False):
         dirnames.sort()
         base = Path(dirpath)
-        entries = [(name, False) for name in sorted(filenames)]
-        entries += [(name, True) for name in dirnames if (base / name).is_symlink()]
-        for name, is_dir_link in entries:
+        # files, plus links to folders (os.walk lists those as folders and does not enter them)
+        entries = sorted(filenames) + [name for name in dirnames if (base / name).is_symlink()]
+        for name in entries:
             path = base / name
+            if is_mapping_file(path) and not path.is_symlink():
+                continue  # a column mapping for the CSVs beside it, read by the mapped-CSV reader
             relative = path.relative_to(folder.inbox).as_posix()
             top = relative.split("/", 1)[0] if "/" in relative else None
             stat = path.lstat()

@@ -70,6 +70,8 @@ def local_wall_clock_to_utc(naive: pl.Series, time_zone: str) -> pl.DataFrame:
     Returns columns `utc` (Datetime us UTC) and `clock_adjusted` (bool), in the input order.
     """
     frame = pl.DataFrame({"naive": naive.cast(pl.Datetime("us"))})
+    if frame.is_empty():  # polars panics on an empty series with an expression for `ambiguous`
+        return pl.DataFrame(schema={"utc": pl.Datetime("us", "UTC"), "clock_adjusted": pl.Boolean})
     occurrence = pl.col("naive").cum_count().over("naive")
     frame = frame.with_columns(
         pl.col("naive")

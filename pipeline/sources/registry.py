@@ -10,12 +10,22 @@ from pathlib import Path
 
 from pipeline.errors import UnrecognisedFormat
 from pipeline.sources.base import HEAD_BYTES, Reader, ReadContext
+from pipeline.sources.actigraph import ActiGraphReader
 from pipeline.sources.fit import FitReader
 from pipeline.sources.fitbit import FitabaseReader
+from pipeline.sources.fitbit_takeout import FitbitTakeoutReader
+from pipeline.sources.garmin_connect import GarminConnectReader
+from pipeline.sources.mapped_csv import MappedCsvReader
+from pipeline.sources.withings import WithingsReader
 
 READERS: tuple[Reader, ...] = (
     FitReader(),
     FitabaseReader(),
+    FitbitTakeoutReader(),
+    GarminConnectReader(),
+    ActiGraphReader(),
+    WithingsReader(),
+    MappedCsvReader(),  # last: it claims any CSV a declared mapping describes
 )
 
 
