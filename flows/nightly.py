@@ -17,6 +17,8 @@ from prefect import flow, task
 from pipeline.config import Settings
 from pipeline.ingest import IngestReport, ingest_inbox
 from pipeline.registry import Participant, PlanRow, read_participants, read_plan_rows
+from pipeline.reports.delivery import DeliveryError, deliver_clinic_summary, load_smtp_settings
+from pipeline.reports.render import write_clinic_reports
 from pipeline.runlock import run_lock
 from pipeline.warehouse import build_warehouse, read_report_date
 
@@ -33,6 +35,7 @@ class RunSummary:
     warehouse: str
     reports: list[str]
     quarantine_reasons: list[str]
+    delivery_failures: list[str]
 
     def one_line(self) -> str:
         return (
@@ -62,10 +65,29 @@ def build(settings: Settings, participants: list[Participant], plan_rows: list[P
 
 @task
 def write_reports(settings: Settings, warehouse: Path, participants: list[Participant]) -> list[Path]:
-    from pipeline.reports.render import write_clinic_reports
-
     return write_clinic_reports(warehouse, participants, settings.data.outbox, read_report_date(warehouse),
                                 definitions=settings.definitions)
+
+
+@task
+def deliver_reports(settings: Settings, reports: list[Path]) -> list[str]:
+    """E-mail each clinic's summary when stepwise.toml has an [smtp] section. A failed delivery
+    (after the retries inside deliver_clinic_summary) is logged and returned, never fatal: the
+    files stay in the outbox."""
+    smtp = load_smtp_settings(settings.data.config) if settings.data.config.exists() else None
+    if smtp is None:
+        return []
+    failures = []
+    for folder in sorted({path.parent for path in reports}):
+        clinic_id = folder.parent.name
+        if clinic_id not in smtp.recipients:
+            continue
+        try:
+            deliver_clinic_summary(smtp, clinic_id, folder)
+        except DeliveryError as exc:  # retried inside; the files stay in the outbox
+            logging.getLogger("stepwise.delivery").warning(exc.one_line())
+            failures.append(exc.one_line())
+    return failures
 
 
 @flow(name="stepwise-nightly", log_prints=False)
@@ -77,6 +99,7 @@ def nightly(data_dir: str, as_of: date | None = None) -> dict:
         ingested = ingest(settings, participants)
         warehouse = build(settings, participants, plan_rows, as_of)
         reports = write_reports(settings, warehouse, participants)
+        delivery_failures = deliver_reports(settings, reports)
     summary = RunSummary(
         data_dir=str(settings.data.root),
         ingested=ingested.ingested,
@@ -85,5 +108,6 @@ def nightly(data_dir: str, as_of: date | None = None) -> dict:
         warehouse=str(warehouse),
         reports=[str(p) for p in reports],
         quarantine_reasons=ingested.quarantine_reasons,
+        delivery_failures=delivery_failures,
     )
     return asdict(summary)

@@ -54,6 +54,8 @@ def _run_flow(data_dir: Path, as_of: date | None, debug: bool) -> dict:
 def _report(summary: dict) -> None:
     for reason in summary["quarantine_reasons"]:
         click.echo(f"quarantined: {reason}")
+    for failure in summary["delivery_failures"]:
+        click.echo(f"not delivered: {failure}")
     click.echo(f"warehouse: {summary['warehouse']}")
     for path in summary["reports"]:
         if not path.endswith(".html"):

@@ -106,6 +106,11 @@ class DataFolder:
         return self.root / "outbox"
 
     @property
+    def config(self) -> Path:
+        """Optional settings file (TOML), e.g. an [smtp] section for e-mail delivery."""
+        return self.root / "stepwise.toml"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".stepwise.lock"
 

@@ -89,3 +89,30 @@ def test_each_clinic_gets_its_summary(cohort_run):
     for clinic in clinics:
         folder = data / "outbox" / clinic / as_of.isoformat()
         assert {p.name for p in folder.iterdir()} >= {"summary.html", "summary.pdf", "summary.csv", "summary.json"}
+
+
+from tests.test_reports_browser import PAGE_FACTS, chromium, open_page  # noqa: E402,F401  (fixture)
+
+
+@pytest.mark.e2e
+def test_sample_cohort_summaries_in_headless_chromium(cohort_run, chromium, tmp_path):
+    """Each clinic's page loads with no console error or request, names exactly the patients the
+    cohort's truth says need attention, and has a section for every patient of the clinic."""
+    import base64
+    import os
+
+    data, as_of, _, _, _, _ = cohort_run
+    truth = json.loads((data / "truth" / "cohort.json").read_text())["attention"]
+    registry = pl.read_csv(data / "participants.csv", infer_schema=False)
+    for clinic in sorted(set(registry["clinic_id"])):
+        page = data / "outbox" / clinic / as_of.isoformat() / "summary.html"
+        assert open_page(chromium, page) == []
+        facts = chromium.evaluate(PAGE_FACTS)
+        members = set(registry.filter(pl.col("clinic_id") == clinic)["participant_id"])
+        assert {item["id"] for item in facts["attention"]} == members & set(truth)
+        assert sorted(s["id"] for s in facts["sections"]) == sorted(members)
+        assert sorted(facts["roster"]) == sorted(members)
+        shot = chromium.call("Page.captureScreenshot", format="png")
+        folder = Path(os.environ.get("STEPWISE_TEST_ARTIFACTS", tmp_path))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"sample-{clinic}.png").write_bytes(base64.b64decode(shot["data"]))
