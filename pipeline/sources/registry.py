@@ -11,11 +11,14 @@ from pathlib import Path
 from pipeline.errors import UnrecognisedFormat
 from pipeline.sources.base import HEAD_BYTES, Reader, ReadContext
 from pipeline.sources.actigraph import ActiGraphReader
+from pipeline.sources.apple_health import AppleHealthReader
 from pipeline.sources.fit import FitReader
 from pipeline.sources.fitbit import FitabaseReader
 from pipeline.sources.fitbit_takeout import FitbitTakeoutReader
 from pipeline.sources.garmin_connect import GarminConnectReader
+from pipeline.sources.google_fit import GoogleFitReader
 from pipeline.sources.mapped_csv import MappedCsvReader
+from pipeline.sources.samsung_health import SamsungHealthReader
 from pipeline.sources.withings import WithingsReader
 
 READERS: tuple[Reader, ...] = (
@@ -25,6 +28,9 @@ READERS: tuple[Reader, ...] = (
     GarminConnectReader(),
     ActiGraphReader(),
     WithingsReader(),
+    AppleHealthReader(),
+    SamsungHealthReader(),
+    GoogleFitReader(),
     MappedCsvReader(),  # last: it claims any CSV a declared mapping describes
 )
 
