@@ -35,3 +35,10 @@ test: install-test system-deps
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
+
+## Long robustness campaigns (CI runs a short part of each in `make test`); both print their counts.
+fuzz: install-test
+	$(BIN)/python scripts/fuzz.py --examples 3000 --ingest 500
+
+crash: install-test
+	$(BIN)/python scripts/crash.py --random 30 --chains 8 --cli 2

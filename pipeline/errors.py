@@ -90,3 +90,21 @@ class RegistryError(StepwiseError):
 
 class RunLocked(StepwiseError):
     hint = "Wait for the other run to finish; a lock left by a dead process is taken over automatically"
+
+
+class StorageError(StepwiseError):
+    """Writing into the data folder failed (disk full, file too large, permission denied, a file
+    where a folder must be). Nothing already stored is changed: every write goes to a temporary
+    name first, and the next run starts again from what was last committed."""
+
+    hint = (
+        "Free disk space or fix the data folder's permissions, then run again; "
+        "data already stored is unchanged"
+    )
+
+    def __init__(self, path: Path | str, error: BaseException, *, doing: str = "write") -> None:
+        text = str(error).strip()
+        reason = getattr(error, "strerror", None) or (text.splitlines()[0] if text else type(error).__name__)
+        super().__init__(f"{path}: cannot {doing} ({reason})")
+        self.path = str(path)
+        self.errno = getattr(error, "errno", None)

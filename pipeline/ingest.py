@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,12 +22,16 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.config import DataFolder
-from pipeline.errors import InputFileError
+from pipeline.errors import InputFileError, StorageError
 from pipeline.lake import (
     MANIFEST_SCHEMA,
+    discard,
+    make_dirs,
     read_manifest,
     remove_orphan_batches,
+    remove_stale_temporaries,
     replace_atomically,
+    temporary_name,
     write_daily_totals_batch,
     write_interval_batch,
     write_manifest,
@@ -39,6 +44,7 @@ from pipeline.sources.registry import detect_reader
 
 Progress = Callable[[int, int], None]
 HASH_CHUNK_BYTES = 1 << 20
+MAX_PROBLEM_CHARS = 500  # a reason quotes the offending value; a 20 MB cell is not quoted whole
 
 
 @dataclass(frozen=True)
@@ -91,10 +97,15 @@ def discover_inbox(folder: DataFolder, participants: list[Participant]) -> list[
                 continue  # a column mapping for the CSVs beside it, read by the mapped-CSV reader
             relative = path.relative_to(folder.inbox).as_posix()
             top = relative.split("/", 1)[0] if "/" in relative else None
-            stat = path.lstat()
+            try:
+                status = path.lstat()
+            except FileNotFoundError:  # removed while we looked (e.g. a sync client's temporary file)
+                continue
             problem = None
-            if path.is_symlink():
+            if stat.S_ISLNK(status.st_mode):
                 problem = "a symbolic link; copy the file itself into the inbox (links are never followed)"
+            elif not stat.S_ISREG(status.st_mode):
+                problem = "not a regular file (a pipe, socket or device); copy the export file itself into the inbox"
             elif top is None:
                 problem = "a file directly in inbox/; put it in inbox/<participant_id>/"
             elif top not in known:
@@ -104,40 +115,82 @@ def discover_inbox(folder: DataFolder, participants: list[Participant]) -> list[
                     path=path,
                     relative=relative,
                     participant_id=top if top in known else None,
-                    size_bytes=stat.st_size,
-                    mtime_ns=stat.st_mtime_ns,
+                    size_bytes=status.st_size,
+                    mtime_ns=status.st_mtime_ns,
                     problem=problem,
                 )
             )
     return found
 
 
+class _Vanished(Exception):
+    """The inbox file was removed while the run was reading it (it is not recorded; if it comes
+    back, the next run reads it)."""
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Copy an inbox file to `target` through a hidden temporary name. Reading errors are the
+    inbox's (_Vanished, OSError); writing errors are StorageError."""
+    try:
+        handle = open(source, "rb")
+    except FileNotFoundError as exc:
+        raise _Vanished(source) from exc
+    tmp = temporary_name(target)
+    with handle:
+        try:
+            make_dirs(target.parent)
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(handle, out, HASH_CHUNK_BYTES)
+            replace_atomically(tmp, target)
+        except OSError as exc:
+            discard(tmp)
+            raise StorageError(target, exc, doing="store a copy of the inbox file") from exc
+
+
+def _write_text_atomically(target: Path, text: str) -> None:
+    tmp = temporary_name(target)
+    try:
+        make_dirs(target.parent)
+        tmp.write_text(text)
+        replace_atomically(tmp, target)
+    except OSError as exc:
+        discard(tmp)
+        raise StorageError(target, exc) from exc
+
+
 def _store_raw(folder: DataFolder, path: Path, sha256: str) -> None:
     target = folder.raw / sha256[:2] / sha256
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{sha256}.{os.getpid()}.tmp")
-    shutil.copyfile(path, tmp)
-    replace_atomically(tmp, target)
+    if not target.exists():
+        _copy_atomically(path, target)
 
 
 def _quarantine(folder: DataFolder, item: InboxFile, sha256: str | None, reason: dict) -> None:
-    """Keep the file (unless it is a link) beside a reason.json sidecar stating why."""
-    if sha256 is None:  # a link: record it, never read what it points to
+    """Keep the file (unless it is a link or cannot be read) beside a reason.json sidecar stating why."""
+    if sha256 is None:  # a link or special file: record it, never read it (or what it points to)
         target_dir = folder.quarantine / "links" / uuid.uuid5(uuid.NAMESPACE_URL, item.relative).hex
     else:
         target_dir = folder.quarantine / sha256
-    target_dir.mkdir(parents=True, exist_ok=True)
-    if sha256 is not None:
-        name = Path(item.relative).name or "file"
-        tmp = target_dir / f".{name}.{os.getpid()}.tmp"
-        shutil.copyfile(item.path, tmp)
-        replace_atomically(tmp, target_dir / name)
-    sidecar = target_dir / "reason.json"
-    tmp = target_dir / f".reason.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"inbox_path": item.relative, "sha256": sha256, **reason}, indent=2, default=str))
-    replace_atomically(tmp, sidecar)
+        _copy_atomically(item.path, target_dir / (Path(item.relative).name or "file"))
+    record = {"inbox_path": item.relative, "sha256": sha256, **reason}
+    earlier = _earlier_reasons(target_dir / "reason.json", item.relative)
+    if earlier:  # the same bytes came in under another name: keep why that one was refused too
+        record["earlier"] = earlier
+    _write_text_atomically(target_dir / "reason.json", json.dumps(record, indent=2, default=str))
+
+
+def _earlier_reasons(sidecar: Path, inbox_path: str) -> list[dict]:
+    try:
+        previous = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(previous, dict):
+        return []
+    records = [{k: v for k, v in previous.items() if k != "earlier"}, *previous.get("earlier", [])]
+    kept: dict[str, dict] = {}
+    for record in records:
+        if record.get("inbox_path") != inbox_path:
+            kept.setdefault(record.get("inbox_path"), record)
+    return list(kept.values())
 
 
 def _read_file(item: InboxFile, participant: Participant) -> tuple[str, pl.DataFrame, pl.DataFrame | None]:
@@ -191,6 +244,7 @@ def ingest_inbox(
     remove_orphan_batches(
         [folder.intervals_dir, folder.lake / "device_daily_totals"], set(manifest["batch_id"].drop_nulls().to_list())
     )
+    remove_stale_temporaries([folder.lake, folder.raw, folder.quarantine])
     seen_stat = {(r["inbox_path"], r["size_bytes"], r["mtime_ns"]) for r in manifest.select("inbox_path", "size_bytes", "mtime_ns").iter_rows(named=True)}
     seen_content = set(zip(manifest["participant_id"].to_list(), manifest["file_sha256"].to_list()))
     report = IngestReport()
@@ -205,7 +259,11 @@ def ingest_inbox(
         batch_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         frames, totals, entries = [], [], []
         for item in batch:
-            entry, frame, total = _ingest_one(folder, item, by_id, seen_content, batch_id, now, report)
+            try:
+                entry, frame, total = _ingest_one(folder, item, by_id, seen_content, batch_id, now, report)
+            except _Vanished:  # removed from the inbox during the run: nothing to keep
+                report.skipped += 1
+                continue
             entries.append(entry)
             if frame is not None:
                 frames.append(frame)
@@ -221,6 +279,21 @@ def ingest_inbox(
         manifest = pl.concat([manifest, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
         write_manifest(manifest, folder.manifest)
     return report
+
+
+def _shorten(problem: str) -> str:
+    """The reason's start and end (a long quoted value is cut in the middle)."""
+    if len(problem) <= MAX_PROBLEM_CHARS:
+        return problem
+    half = MAX_PROBLEM_CHARS // 2
+    return f"{problem[:half]} [... {len(problem) - 2 * half:,} characters left out ...] {problem[-half:]}"
+
+
+def _hash_inbox_file(item: InboxFile) -> str:
+    try:
+        return sha256_of(item.path)
+    except FileNotFoundError as exc:
+        raise _Vanished(item.path) from exc
 
 
 def _ingest_one(
@@ -245,15 +318,19 @@ def _ingest_one(
         "ingested_at": now,
         "problem": None,
     }
-    if item.problem is not None:
-        sha256 = None if item.path.is_symlink() else sha256_of(item.path)
+    problem, sha256 = item.problem, None
+    if problem is None or (item.path.is_file() and not item.path.is_symlink()):  # never open a link or pipe
+        try:
+            sha256 = _hash_inbox_file(item)
+        except OSError as exc:  # no permission, I/O error: say so; the file itself stays in the inbox
+            problem = f"the file cannot be read ({exc.strerror or exc}); check its permissions and export it again"
+    if problem is not None:
         entry["file_sha256"] = sha256
-        _quarantine(folder, item, sha256, {"reader": None, "error": "NotIngested", "problem": item.problem})
-        entry["problem"] = item.problem
+        _quarantine(folder, item, sha256, {"reader": None, "error": "NotIngested", "problem": problem})
+        entry["problem"] = problem
         report.quarantined += 1
-        report.quarantine_reasons.append(f"{item.relative}: {item.problem}")
+        report.quarantine_reasons.append(f"{item.relative}: {problem}")
         return entry, None, None
-    sha256 = sha256_of(item.path)
     entry["file_sha256"] = sha256
     if (item.participant_id, sha256) in seen_content:
         entry["status"] = "duplicate"
@@ -280,6 +357,7 @@ def _ingest_one(
                 pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
             )
         return entry, frame, totals if totals is not None and totals.height else None
+    reason["problem"] = _shorten(str(reason.get("problem")))
     _quarantine(folder, item, sha256, reason)
     entry["reader"] = reason.get("reader")
     entry["problem"] = reason.get("problem")

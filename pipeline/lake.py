@@ -21,6 +21,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import StorageError
+
 MANIFEST_SCHEMA: dict[str, pl.DataType] = {
     "inbox_path": pl.String,  # relative to DIR/inbox
     "participant_id": pl.String,
@@ -44,6 +46,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(folder: Path) -> None:
+    """`mkdir -p`, with each folder it creates made durable in its parent (a file renamed into a
+    new folder is only durable once the folder itself is)."""
+    missing = []
+    probe = folder
+    while not probe.is_dir() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        fsync_dir(created.parent)
+
+
 def replace_atomically(tmp: Path, final: Path) -> None:
     """Rename a fully written temporary file into place and make the rename durable."""
     with open(tmp, "rb+") as handle:
@@ -52,13 +67,30 @@ def replace_atomically(tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def temporary_name(path: Path) -> Path:
+    """The hidden name a file is written under before it is renamed into place."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def discard(path: Path) -> None:
+    """Remove a temporary file after a failed write, if it can be (its folder may not exist)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def write_parquet_atomic(table: pa.Table | pl.DataFrame, path: Path) -> None:
     if isinstance(table, pl.DataFrame):
         table = table.to_arrow()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    replace_atomically(tmp, path)
+    tmp = temporary_name(path)
+    try:
+        make_dirs(path.parent)
+        pq.write_table(table, tmp, compression="zstd")
+        replace_atomically(tmp, path)
+    except OSError as exc:  # disk full, no permission: the file in place (if any) is untouched
+        discard(tmp)
+        raise StorageError(path, exc, doing="write the Parquet file") from exc
 
 
 def partition_name(participant_id: str) -> str:
@@ -102,16 +134,30 @@ def batch_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("batch-*.parquet")) if folder.exists() else []
 
 
+def batch_id_of(path: Path) -> str:
+    return path.stem.removeprefix("batch-")
+
+
 def remove_orphan_batches(folders: list[Path], known_batches: set[str]) -> list[Path]:
     """Delete batch files of runs that crashed before committing their manifest."""
     removed = []
     for folder in folders:
         for path in batch_files(folder):
-            batch_id = path.stem.removeprefix("batch-")
-            if batch_id not in known_batches:
+            if batch_id_of(path) not in known_batches:
                 path.unlink()
                 removed.append(path)
+    remove_stale_temporaries(folders)
+    return removed
+
+
+def remove_stale_temporaries(folders: list[Path]) -> list[Path]:
+    """Delete the hidden temporary files (`.<name>.<pid>.tmp`) a killed run left behind. Only
+    called under the run lock, so no live writer owns them."""
+    removed = []
+    for folder in folders:
         if folder.exists():
             for tmp in folder.rglob(".*.tmp"):
-                tmp.unlink()
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink()
+                    removed.append(tmp)
     return removed

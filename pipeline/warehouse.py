@@ -8,6 +8,7 @@ never has a value spliced into it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict
 from datetime import UTC, date, datetime
@@ -17,6 +18,7 @@ import duckdb
 import polars as pl
 
 from pipeline.config import Settings
+from pipeline.errors import StorageError
 from pipeline.lake import batch_files, fsync_dir
 from pipeline.prescription import prescription_weeks
 from pipeline.registry import Participant, PlanRow
@@ -132,24 +134,42 @@ def build_warehouse(
     now = now or datetime.now(UTC)
     target = settings.data.warehouse
     building = target.with_name(target.name + ".building")
-    building.unlink(missing_ok=True)
-    con = duckdb.connect(str(building))
+    leftovers = (building, building.with_name(building.name + ".wal"))  # of a run killed mid-build
     try:
-        con.execute("set TimeZone = 'UTC'")  # never the machine's zone: see engineering notes
-        _register_inputs(con, settings, participants, plan_rows, report_dates(participants, as_of, now), now)
-        for table, model in MODELS:
-            sql = (SQL_DIR / model).read_text()
-            con.execute(f'create or replace table "{table}" as {sql}')
-        for table in INTERMEDIATE_TABLES:
-            con.execute(f'drop table if exists "{table}"')
-        con.execute("checkpoint")
-    finally:
-        con.close()
-    with open(building, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(building, target)
-    fsync_dir(target.parent)
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        con = duckdb.connect(str(building))
+        try:
+            con.execute("set TimeZone = 'UTC'")  # never the machine's zone: see engineering notes
+            _register_inputs(con, settings, participants, plan_rows, report_dates(participants, as_of, now), now)
+            for table, model in MODELS:
+                sql = (SQL_DIR / model).read_text()
+                con.execute(f'create or replace table "{table}" as {sql}')
+            for table in INTERMEDIATE_TABLES:
+                con.execute(f'drop table if exists "{table}"')
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        with open(building, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(building, target)
+        fsync_dir(target.parent)
+    except BaseException as exc:  # the old warehouse stays in place, untouched
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        if _is_storage_failure(exc):
+            raise StorageError(building, exc, doing="build the warehouse") from exc
+        raise
     return target
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    """Disk full or no permission, however DuckDB reports it (an IOException, or a failed commit
+    of the write-ahead log)."""
+    if isinstance(exc, (OSError, duckdb.IOException)):
+        return True
+    return isinstance(exc, duckdb.TransactionException) and "Could not write" in str(exc)
 
 
 def read_report_date(warehouse: Path) -> date:
