@@ -17,12 +17,29 @@ import click
 from pipeline.errors import StepwiseError
 
 
-def _quiet_prefect(debug: bool) -> None:
-    """Prefect's embedded server and logs stay out of the user's way unless --debug."""
+def _quiet_prefect(debug: bool, *, one_off_run: bool = False) -> None:
+    """Prefect's embedded server and logs stay out of the user's way unless --debug.
+
+    Set before Prefect is imported: its logging config (`PREFECT_LOGGING_LEVEL`) is read then, and
+    again when the embedded server starts. Prefect logs a failed task or flow at ERROR, traceback
+    included; for a one-off run the CLI prints its own one line instead, so Prefect stays silent
+    (CRITICAL). `serve` keeps WARNING (or the user's level): there nobody else reports a failed
+    scheduled run."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "DEBUG" if debug else "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    if debug:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "DEBUG")
+    elif not one_off_run:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    else:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
+        os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "CRITICAL"
+        # should Prefect already be imported in this process (a test calling main()), its loggers too
+        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        # WeasyPrint warns about CSS it ignores (print-color-adjust) on every PDF: not the user's concern
+        logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
 
 class _TerminalProgress(logging.Handler):
@@ -41,38 +58,38 @@ class _TerminalProgress(logging.Handler):
 
 
 def _run_flow(data_dir: Path, as_of: date | None, debug: bool) -> dict:
-    _quiet_prefect(debug)
+    _quiet_prefect(debug, one_off_run=True)
     if sys.stderr.isatty():
         logger = logging.getLogger("stepwise.progress")
         logger.setLevel(logging.INFO)
         logger.addHandler(_TerminalProgress())
+        logger.propagate = False  # shown once, on its line, not again by Prefect's console handler
     from flows.nightly import nightly
 
     return nightly(data_dir=str(data_dir), as_of=as_of)
 
 
 def _report(summary: dict) -> None:
+    """What the run did, ending with the one-line account (README: the last line of a run)."""
     for reason in summary["quarantine_reasons"]:
         click.echo(f"quarantined: {reason}")
     for failure in summary["delivery_failures"]:
         click.echo(f"not delivered: {failure}")
     click.echo(f"warehouse: {summary['warehouse']}")
     for path in summary["reports"]:
-        if not path.endswith(".html"):
-            click.echo(f"report:    {path}")
+        click.echo(f"{'open:' if path.endswith('.html') else 'report:':<10} {path}")
     click.echo(
         f"{summary['ingested']} file(s) ingested, {summary['skipped']} skipped as already seen, "
         f"{summary['quarantined']} quarantined"
     )
-    for path in summary["reports"]:
-        if path.endswith(".html"):
-            click.echo(f"open:      {path}")
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         raise exc
     message = exc.one_line() if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
+    if sys.stderr.isatty():
+        click.echo("\r\033[K", err=True, nl=False)  # the line replaces an unfinished progress line
     click.echo(f"stepwise: {message} (run with --debug for details)", err=True)
     sys.exit(1)
 

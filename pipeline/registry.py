@@ -1,11 +1,15 @@
 """participants.csv and prescriptions.csv -> typed records. Errors name the file and the line.
 
 participant_id stays a string, even when it looks like a number ("0042" is not 42).
+participant_id and clinic_id become folder names (inbox/<participant_id>/, outbox/<clinic_id>/):
+a value that could not be one, or would point elsewhere (`..`, `a/b`), stops the run.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,6 +20,10 @@ from pipeline.errors import RegistryError
 PARTICIPANT_COLUMNS = ("participant_id", "clinic_id", "time_zone", "programme_start")
 OPTIONAL_PARTICIPANT_COLUMNS = ("display_name", "start_minutes", "week12_minutes", "final_minutes")
 PRESCRIPTION_COLUMNS = ("participant_id", "from_week", "minutes_per_week", "days_per_week")
+# Unicode categories no folder name may hold: control characters (tab, newline, NUL, ESC ...),
+# invisible format characters (right-to-left override, zero-width space) and line separators.
+_UNPRINTABLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+MAX_FOLDER_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,16 @@ def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, st
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RegistryError(path, f"not UTF-8 text ({exc.reason})") from exc
-    reader = csv.DictReader(text.splitlines())
-    missing = [name for name in required if name not in (reader.fieldnames or [])]
-    if missing:
-        raise RegistryError(path, f"missing column(s) {', '.join(missing)}", line=1)
-    return [(number, {k: (v or "").strip() for k, v in row.items() if k}) for number, row in enumerate(reader, start=2)]
+    # newline="": lines end at \n, \r\n or \r only (a form feed or U+2028 in a cell stays in
+    # it); each row is numbered by the physical line it ends on
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        missing = [name for name in required if name not in (reader.fieldnames or [])]
+        if missing:
+            raise RegistryError(path, f"missing column(s) {', '.join(missing)}", line=1)
+        return [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
+    except csv.Error as exc:
+        raise RegistryError(path, f"not a well-formed CSV ({exc})", line=reader.line_num) from None
 
 
 def _optional_number(value: str, path: Path, line: int, column: str) -> float | None:
@@ -65,20 +78,37 @@ def _optional_number(value: str, path: Path, line: int, column: str) -> float | 
     return number
 
 
+def _folder_name(row: dict[str, str], column: str, path: Path, line: int) -> str:
+    """The value of `column`, which becomes a folder name; RegistryError naming file, line and
+    column when it cannot be one."""
+    value = row[column]
+    unprintable = next((c for c in value if unicodedata.category(c) in _UNPRINTABLE_CATEGORIES), None)
+    if not value:
+        problem = "is empty"
+    elif value in (".", ".."):
+        problem = "would name the current or the parent folder"
+    elif "/" in value or "\\" in value:
+        problem = "holds a path separator (/ or \\)"
+    elif unprintable is not None:
+        problem = f"holds the control or invisible character U+{ord(unprintable):04X}"
+    elif len(value.encode("utf-8")) > MAX_FOLDER_NAME_BYTES:
+        problem = f"is longer than a folder name may be ({MAX_FOLDER_NAME_BYTES} bytes)"
+    else:
+        return value
+    raise RegistryError(path, f"column {column}: {value!r} cannot name a folder: it {problem}", line=line)
+
+
 def read_participants(path: Path) -> list[Participant]:
     if not path.exists():
         raise RegistryError(path, "participants.csv is missing")
     participants: list[Participant] = []
     seen: set[str] = set()
     for line, row in _rows(path, PARTICIPANT_COLUMNS):
-        pid = row["participant_id"]
-        if not pid:
-            raise RegistryError(path, "participant_id is empty", line=line)
+        pid = _folder_name(row, "participant_id", path, line)
         if pid in seen:
             raise RegistryError(path, f"participant_id {pid!r} appears twice", line=line)
-        if pid in (".", "..") or "/" in pid or "\\" in pid or "\x00" in pid:
-            raise RegistryError(path, f"participant_id {pid!r} cannot name a folder", line=line)
         seen.add(pid)
+        clinic_id = _folder_name(row, "clinic_id", path, line)
         try:
             ZoneInfo(row["time_zone"])
         except (ZoneInfoNotFoundError, ValueError):
@@ -89,12 +119,10 @@ def read_participants(path: Path) -> list[Participant]:
             raise RegistryError(
                 path, f"programme_start {row['programme_start']!r} is not YYYY-MM-DD", line=line
             ) from None
-        if not row["clinic_id"]:
-            raise RegistryError(path, "clinic_id is empty", line=line)
         participants.append(
             Participant(
                 participant_id=pid,
-                clinic_id=row["clinic_id"],
+                clinic_id=clinic_id,
                 time_zone=row["time_zone"],
                 programme_start=start,
                 display_name=row.get("display_name") or None,

@@ -500,3 +500,12 @@ def test_small_batches_and_slices_give_the_same_intervals(tmp_path, monkeypatch)
     batched = read(path).sort("device", "start_utc")
     assert batched.height == 90 and batched.equals(whole)
     assert (batched["steps"] == batched["distance_m"]).all()
+
+
+def test_unknown_xml_encoding_is_corrupt_not_a_lookup_error(tmp_path):
+    """Found by fuzzing: expat raises LookupError (not ExpatError) for an encoding with no codec."""
+    path = write(tmp_path, b'<?xml version="1.0" encoding="QTF-8"?>\n<HealthData locale="en_US">\n</HealthData>\n')
+    with pytest.raises(CorruptFile) as caught:
+        READER.read(path, NEW_YORK)
+    assert "encoding" in caught.value.problem and caught.value.line == 1
+    assert caught.value.path == str(path) and caught.value.reader == "apple_health"

@@ -91,3 +91,54 @@ def test_bad_values_name_the_line(tmp_path, body, line, words):
     with pytest.raises(CorruptFile) as caught:
         read(path, ReadContext("7", "UTC"))
     assert caught.value.line == line and words in caught.value.problem and str(path) in str(caught.value)
+
+
+# -- regressions found by fuzzing (tests/robustness) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Id,ActivityMinute,Steps", "Id,ActivityHour,StepTotal", "Id,ActivityHour," + ",".join(f"Steps{m:02d}" for m in range(60))],
+)
+def test_header_only_file_reads_as_no_intervals(tmp_path, header):
+    path = tmp_path / "minuteStepsNarrow.csv"
+    path.write_text(header + "\n")
+    frame = read(path, ReadContext("7", "UTC"))
+    assert frame.height == 0 and frame["end_utc"].dtype == frame["start_utc"].dtype
+
+
+def test_vertical_tab_or_form_feed_does_not_end_the_header_line(tmp_path):
+    """Polars splits lines at \\n only; detection must see the same first line (no Steps column here)."""
+    for odd in ("\x0b", "\x0c"):
+        path = tmp_path / "narrow.csv"
+        path.write_bytes(f"Id,ActivityMinute,Steps{odd}7,1/2/2024 10:00:00 AM,100\n".encode())
+        assert not READER.detect(path, path.read_bytes())
+
+
+def test_vertical_tab_inside_a_row_keeps_line_numbers_physical(tmp_path):
+    path = tmp_path / "narrow.csv"
+    path.write_bytes(b"Id,ActivityMinute,Steps\n7,1/2/2024 9:00:00 AM,10\x0b\n7,1/2/2024 9:01:00 AM,ten\n")
+    with pytest.raises(CorruptFile) as caught:
+        read(path, ReadContext("7", "UTC"))
+    assert caught.value.line == 3 and "'ten'" in caught.value.problem
+
+
+def test_header_blanks_are_read_as_detection_reads_them(tmp_path):
+    path = tmp_path / "narrow.csv"
+    path.write_bytes(b"Id, ActivityMinute ,Steps\x0b\r\n7,1/2/2024 9:00:00 AM,10\r\n")
+    assert read(path, ReadContext("7", "UTC"))["steps"].to_list() == [10.0]
+
+
+def test_header_matching_two_layouts_is_read_by_the_one_it_has_all_columns_of(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text("Id,ActivityMinute,ActivityHour,StepTotal\n7,x,1/2/2024 9:00:00 AM,300\n")
+    frame = read(path, ReadContext("7", "UTC"))
+    assert frame["steps"].to_list() == [300.0] and frame["end_utc"][0] == datetime(2024, 1, 2, 10, tzinfo=UTC)
+
+
+def test_column_named_twice_after_trimming_is_corrupt(tmp_path):
+    path = tmp_path / "narrow.csv"
+    path.write_text("Id,ActivityMinute,Steps,Steps \n7,1/2/2024 9:00:00 AM,10,11\n")
+    with pytest.raises(CorruptFile) as caught:
+        read(path, ReadContext("7", "UTC"))
+    assert caught.value.line == 1 and "'Steps' twice" in caught.value.problem

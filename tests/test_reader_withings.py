@@ -307,3 +307,12 @@ def test_a_bad_step_count_is_reported_on_its_line(generated, which, bad):
         with pytest.raises(CorruptFile) as caught:
             reader.read(path, BERLIN)
     assert caught.value.line == target + 1
+
+
+def test_integer_too_long_to_convert_is_corrupt_with_its_line(tmp_path):
+    """Found by fuzzing: json.loads raises a bare ValueError past Python's 4,300-digit limit."""
+    path = write(tmp_path, "start,duration,value\n" + row("2019-12-28T11:49:00+01:00", [60], [1])
+                 + '\n2019-12-28T11:50:00+01:00,"[60]","[' + "1" * 5000 + ']"\n')
+    with pytest.raises(CorruptFile) as caught:
+        read(path)
+    assert caught.value.line == 3 and caught.value.path == str(path) and "too long" in caught.value.problem

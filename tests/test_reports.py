@@ -317,3 +317,35 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path
         write_atomic(target, b"new\n")
     assert target.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+def test_temporaries_a_killed_run_left_in_the_outbox_are_removed_by_the_next_run(tmp_path):
+    """write_atomic's `.<name>.<pid>.tmp` survives a SIGKILL between write and rename; the next
+    write_clinic_reports (under the run lock) removes every such file, and nothing else."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_synthetic_warehouse(warehouse, COHORT[:1], REPORT_DATE)
+    outbox = tmp_path / "outbox"
+    day = outbox / "north" / "2024-03-13"
+    day.mkdir(parents=True)
+    stale = [day / ".summary.pdf.4242.tmp", outbox / "north" / ".summary.csv.7.tmp", outbox / ".receipt.json.99999.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    kept = [day / "summary.csv", day / "notes.tmp", day / ".tmp", outbox / ".summary.pdf.tmp"]
+    for path in kept:
+        path.write_bytes(b"not ours to remove")
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("keep me")
+    link = day / ".summary.html.5.tmp"
+    link.symlink_to(outside)
+
+    write_clinic_reports(warehouse, [COHORT[0].participant()], outbox, REPORT_DATE, pdf=False)
+
+    assert not [path for path in stale if path.exists()]
+    assert all(path.read_bytes() == b"not ours to remove" for path in kept)
+    assert link.is_symlink() and outside.read_text() == "keep me"
+    assert not list((outbox / "north" / REPORT_DATE.isoformat()).glob(".*.tmp"))
+    assert (outbox / "north" / REPORT_DATE.isoformat() / "summary.csv").exists()
+
+
+def test_remove_stale_temporaries_on_a_missing_outbox_does_nothing(tmp_path):
+    assert report_files.remove_stale_temporaries(tmp_path / "no-outbox") == []

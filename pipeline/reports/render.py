@@ -29,7 +29,7 @@ from pipeline.registry import Participant
 from pipeline.reports import charts
 from pipeline.reports.attention import day_label
 from pipeline.reports.data import WeekRow, open_warehouse, read_clinic, read_run_info
-from pipeline.reports.files import ReportWriteError, write_atomic
+from pipeline.reports.files import ReportWriteError, remove_stale_temporaries, write_atomic
 from pipeline.reports.glossary import CSV_COLUMNS, SOURCE_LABELS, how_to_read
 from pipeline.reports.summary import ClinicSummary, PatientSummary, build_clinic_summary
 
@@ -396,7 +396,9 @@ def write_clinic_reports(
     `participants` is the registry (display names come from there, never from the warehouse);
     `clinics` limits the run to some clinics; `pdf=False` skips WeasyPrint (and removes a PDF an
     earlier render of the same day left, which would no longer match). Returns the files written.
+    Call under the run lock: temporaries a killed run left in the outbox are removed first.
     """
+    remove_stale_temporaries(outbox)
     written: list[Path] = []
     summaries = load_clinic_summaries(warehouse, participants, report_date, definitions=definitions, clinics=clinics)
     for summary in summaries:

@@ -211,6 +211,16 @@ class _RecordCollector:
                 reader=self.reader,
                 line=exc.lineno,
             ) from exc
+        except LookupError as exc:
+            if isinstance(exc, (KeyError, IndexError)):  # a fault of ours, not of the file
+                raise
+            # expat asks the codec registry for an encoding named in the XML declaration
+            raise CorruptFile(
+                self.path,
+                f"the XML declaration names an encoding that does not exist{self.where}: {exc}",
+                reader=self.reader,
+                line=self.parser.CurrentLineNumber,
+            ) from exc
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise CorruptFile(
                 self.path,

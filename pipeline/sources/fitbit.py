@@ -19,7 +19,7 @@ import polars as pl
 from pipeline.errors import WrongParticipant
 from pipeline.schema import conform_reader_frame
 from pipeline.sources.base import ReadContext, ReadResult, local_wall_clock_to_utc
-from pipeline.sources.csv_tools import header_names, parse_numbers, parse_times, read_text_csv
+from pipeline.sources.csv_tools import header_names, parse_numbers, parse_times, read_text_csv, require_column
 
 FITABASE_TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 WIDE_MINUTE_COLUMNS = [f"Steps{minute:02d}" for minute in range(60)]
@@ -41,23 +41,20 @@ class FitabaseReader:
     def read(self, path: Path, context: ReadContext) -> ReadResult:
         frame = read_text_csv(path, reader=self.name)
         self._check_participant(frame, path, context)
-        if "ActivityMinute" in frame.columns:
+        columns = set(frame.columns)
+        if {"ActivityMinute", "Steps"} <= columns:
             starts = parse_times(frame, "ActivityMinute", FITABASE_TIME_FORMAT, path, reader=self.name)
-            steps = parse_numbers(frame, "Steps", path, reader=self.name)
-            local = pl.DataFrame({"local_start": starts, "steps": steps, "length": timedelta(minutes=1)})
-        elif "StepTotal" in frame.columns:
+            local = _local_rows(starts, parse_numbers(frame, "Steps", path, reader=self.name), timedelta(minutes=1))
+        elif {"ActivityHour", "StepTotal"} <= columns:
             starts = parse_times(frame, "ActivityHour", FITABASE_TIME_FORMAT, path, reader=self.name)
-            steps = parse_numbers(frame, "StepTotal", path, reader=self.name)
-            local = pl.DataFrame({"local_start": starts, "steps": steps, "length": timedelta(hours=1)})
+            local = _local_rows(starts, parse_numbers(frame, "StepTotal", path, reader=self.name), timedelta(hours=1))
         else:
             hours = parse_times(frame, "ActivityHour", FITABASE_TIME_FORMAT, path, reader=self.name)
             per_minute = [
-                pl.DataFrame(
-                    {
-                        "local_start": hours + timedelta(minutes=minute),
-                        "steps": parse_numbers(frame, column, path, reader=self.name),
-                        "length": timedelta(minutes=1),
-                    }
+                _local_rows(
+                    hours + timedelta(minutes=minute),
+                    parse_numbers(frame, column, path, reader=self.name),
+                    timedelta(minutes=1),
                 )
                 for minute, column in enumerate(WIDE_MINUTE_COLUMNS)
             ]
@@ -78,7 +75,7 @@ class FitabaseReader:
         ))
 
     def _check_participant(self, frame: pl.DataFrame, path: Path, context: ReadContext) -> None:
-        ids = frame["Id"].str.strip_chars()
+        ids = require_column(frame, "Id", path, reader=self.name).str.strip_chars()
         foreign = ids != context.participant_id
         if foreign.any():
             row = int(foreign.arg_true()[0])
@@ -89,3 +86,10 @@ class FitabaseReader:
                 reader=self.name,
                 line=row + 2,
             )
+
+
+def _local_rows(starts: pl.Series, steps: pl.Series, length: timedelta) -> pl.DataFrame:
+    """Local starts, steps and the interval length, typed even when the file has no rows."""
+    return pl.DataFrame({"local_start": starts, "steps": steps}).with_columns(
+        pl.lit(length, dtype=pl.Duration("us")).alias("length")
+    )

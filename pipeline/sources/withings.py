@@ -125,6 +125,13 @@ class WithingsReader:
             raise CorruptFile(
                 path, f"column {column!r} holds {cell[:60]!r}, not a JSON array", reader=self.name, line=line
             ) from exc
+        except ValueError as exc:  # an integer of more digits than Python converts (sys.int_info)
+            raise CorruptFile(
+                path,
+                f"column {column!r} holds a number too long to be a step count or duration ({cell[:40]!r}...)",
+                reader=self.name,
+                line=line,
+            ) from exc
         if not isinstance(values, list) or not all(_is_finite_number(value) for value in values):
             raise CorruptFile(
                 path,
