@@ -43,16 +43,17 @@ def rows(result: ReadResult) -> list[dict]:
 
 # --- real files -------------------------------------------------------------------------------
 
-# Broken real files and what fitparse 1.2.0 does on each (checked one by one).
+# Broken real files and what the decoder reports on each (fitparse 1.2.0 rejects the same files,
+# see tests/test_fit_decode.py).
 BROKEN_REAL_FILES = {
     "activity-filecrc.fit": "checksum",  # file CRC 0xB1D5, data gives 0xA1D5
     "activity-activity-filecrc.fit": "checksum",  # two chained files, the second CRC is wrong
     "activity-settings-corruptheader.fit": "header",  # the chained second header is not .FIT
-    "activity-settings-nodata.fit": "cut off",  # header announces data that is not there
-    "activity-unexpected-eof.fit": "cut off",
-    "nick.fit": "cut off",
-    "strava-android-app-201.10-b1218918.fit": "cannot be decoded",  # undefined local message 11
-    "coros-pace-2-cycling-misaligned-fields.fit": "cannot be decoded",  # 1-byte uint32 field
+    "activity-settings-nodata.fit": "truncated",  # header announces data that is not there
+    "activity-unexpected-eof.fit": "truncated",
+    "nick.fit": "truncated",
+    "strava-android-app-201.10-b1218918.fit": "undefined local message type",  # local message 11
+    "coros-pace-2-cycling-misaligned-fields.fit": "not a multiple of its type",  # 1-byte uint32 field
 }
 
 
@@ -67,7 +68,7 @@ def real_fit_dir() -> Path:
 @pytest.fixture(scope="module")
 def real_fit_outcomes(real_fit_dir: Path) -> dict[str, object]:
     """Every real FIT file read once: file name -> ReadResult or the exception raised.
-    (fitparse needs about a minute for the 8 MB corpus, so the tests share one pass.)"""
+    (the tests share one pass over the 7 MB corpus.)"""
     outcomes: dict[str, object] = {}
     for path in sorted(real_fit_dir.rglob("*.fit")):
         try:
@@ -93,12 +94,12 @@ def test_every_real_file_reads_or_raises_a_typed_error(real_fit_dir, real_fit_ou
 
 
 @pytest.mark.realdata
-def test_broken_file_errors_name_the_offset_where_decoding_stopped(real_fit_outcomes):
+def test_broken_file_errors_name_the_offset_of_the_damage(real_fit_outcomes):
     # The bad CRC is the last two bytes of the 771-byte file; the chained second header starts
-    # at 771 and fitparse refuses it after reading its first 12 bytes.
-    assert real_fit_outcomes["activity-filecrc.fit"].offset == 771
-    assert real_fit_outcomes["activity-settings-corruptheader.fit"].offset == 771 + 12
-    assert real_fit_outcomes["nick.fit"].offset == 403_456  # the file's size: cut off
+    # at 771 and is refused there; nick.fit is cut off inside the data message starting at 403,437.
+    assert real_fit_outcomes["activity-filecrc.fit"].offset == 771 - 2
+    assert real_fit_outcomes["activity-settings-corruptheader.fit"].offset == 771
+    assert real_fit_outcomes["nick.fit"].offset == 403_437
 
 
 @pytest.mark.realdata
@@ -498,8 +499,9 @@ def test_empty_file_is_a_corrupt_file(tmp_path):
     path = tmp_path / "empty.fit"
     path.write_bytes(b"")
     assert not READER.detect(path, b"")
-    with pytest.raises(CorruptFile, match="empty"):
+    with pytest.raises(CorruptFile, match="truncated") as raised:
         READER.read(path, SYDNEY)
+    assert raised.value.offset == 0
 
 
 def test_file_cut_short_is_a_corrupt_file(tmp_path):
@@ -507,9 +509,9 @@ def test_file_cut_short_is_a_corrupt_file(tmp_path):
     path = tmp_path / "cut.fit"
     path.write_bytes(whole[:100])
     assert READER.detect(path, path.read_bytes())
-    with pytest.raises(CorruptFile, match="cut off") as raised:
+    with pytest.raises(CorruptFile, match="truncated") as raised:
         READER.read(path, SYDNEY)
-    assert raised.value.offset == 100
+    assert raised.value.offset == 98  # the data message that was cut off starts there
 
 
 def test_missing_file_is_a_typed_error(tmp_path):

@@ -7,8 +7,8 @@ Monitoring files (`monitoring_a`, `monitoring_b`): the watch's all-day step coun
 `fit_monitoring`.
 
 - Each `monitoring` message carries a **counter per activity type** (walking, running) that is
-  **cumulative since the device's local midnight** and resets there. fitparse reports it as
-  `cycles` (the raw value / 2) unless the message names its activity type, when it reports
+  **cumulative since the device's local midnight** and resets there. It is decoded (as fitparse
+  does) as `cycles` (the raw value / 2) unless the message names its activity type, when it is
   `steps`; the counter is therefore `steps`, else `2 * cycles`.
 - The activity type is `activity_type`, else the low 5 bits of
   `current_activity_type_intensity`; only walking (6) and running (1) carry steps.
@@ -36,30 +36,31 @@ Activity files (`activity`): a recorded walk, run or hike -> source `fit_activit
 - Old watches write times relative to power-on (values below 0x10000000); they are placed in
   time through the `activity` message, whose `local_timestamp` is read in the participant's zone.
 
-Decoding is isolated in `_decode_messages` (fitparse today); any decoding failure becomes a
-`CorruptFile` naming the byte offset where decoding stopped.
+Decoding is `pipeline.fitdecode.decode_columns`: one column per field and message type, with the
+values fitparse would give (fitparse is the decoder's test oracle; only its profile tables are
+used at run time). The few file_id, monitoring_info, session and activity messages are read as
+dicts; monitoring and record messages are processed column-wise with NumPy. Times are handled as
+int64 microseconds since 1970-01-01 UTC. The decoder raises `CorruptFile` naming the byte offset
+of the damaged structure (file header, message or checksum).
 """
 
 from __future__ import annotations
 
 import math
-import struct
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import fitparse
+import numpy as np
 import polars as pl
-from fitparse.utils import FitCRCError, FitEOFError, FitHeaderError, FitParseError
 
 from pipeline.errors import CorruptFile, InputFileError, UnrecognisedFormat
-from pipeline.schema import READER_COLUMNS, conform_daily_totals, conform_reader_frame
+from pipeline.fitdecode import Column, FitColumns, MessageColumns, decode_columns
+from pipeline.schema import DAILY_TOTAL_COLUMNS, READER_COLUMNS, conform_reader_frame
 from pipeline.sources.base import ReadContext, ReadResult
 
 UTC = timezone.utc
-FIT_EPOCH = datetime(1989, 12, 31, tzinfo=UTC)
 FIT_RELATIVE_TIME_LIMIT = 0x10000000  # FIT date_time values below this count from power-on
 
 MONITORING_FILE_TYPES = frozenset({"monitoring_a", "monitoring_b"})
@@ -70,25 +71,18 @@ ACTIVITY_SOURCE = "fit_activity"
 # FIT `activity_type` values whose monitoring counter counts steps.
 STEP_COUNTING_ACTIVITY_TYPES = {6: "walking", 1: "running"}
 STEP_SPORTS = frozenset({"walking", "running", "hiking"})
-MAX_RECORD_GAP = timedelta(seconds=60)  # a longer gap between activity records is a pause
 MAX_DEVICE_UTC_OFFSET = timedelta(hours=14)
-JUST_BEFORE = timedelta(microseconds=1)
 
-# What fitparse raises on damaged or non-FIT bytes besides its own FitParseError family.
-_DECODER_FAILURES = (
-    FitParseError,  # FitEOFError, FitCRCError, FitHeaderError
-    struct.error,
-    KeyError,
-    ValueError,
-    IndexError,
-    TypeError,
-    AttributeError,
-    OverflowError,
-    ZeroDivisionError,
-)
-
-Messages = dict[str, list[dict[str, Any]]]
-ToUtc = Callable[[Any], "datetime | None"]  # a FIT time value -> UTC instant (None: unusable)
+# Instants are int64 microseconds since 1970-01-01 UTC ("us" below), the unit of the output.
+MICROSECOND = timedelta(microseconds=1)
+SECOND = 1_000_000
+DAY = 86_400 * SECOND
+MAX_RECORD_GAP = 60 * SECOND  # a longer gap between activity records is a pause
+UNIX_EPOCH = datetime(1970, 1, 1)  # naive, like the decoder's UTC datetimes
+FIT_EPOCH = (datetime(1989, 12, 31) - UNIX_EPOCH) // MICROSECOND
+# The instants a Python datetime can hold (years 1-9999); a decoded time outside them is no time.
+EARLIEST = (datetime.min - UNIX_EPOCH) // MICROSECOND
+LATEST = (datetime.max - UNIX_EPOCH) // MICROSECOND
 
 
 class FitReader:
@@ -98,17 +92,18 @@ class FitReader:
         return len(head) >= 12 and head[0] in (12, 14) and head[8:12] == b".FIT"
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
-        messages = _decode_messages(path)
-        file_types = _file_types(messages, path)
+        decoded = _decode(path)
+        file_ids = _dicts(decoded, "file_id")
+        file_types = _file_types(file_ids, path)
         frames, daily_totals = [], None
         if file_types & MONITORING_FILE_TYPES:
-            device = _device_name(messages, MONITORING_FILE_TYPES)
-            readings = _monitoring_readings(messages, context, path)
+            device = _device_name(file_ids, MONITORING_FILE_TYPES)
+            readings = _monitoring_readings(decoded, context, path)
             frames.append(_monitoring_intervals(readings, device))
             daily_totals = _monitoring_daily_totals(readings, device)
         if ACTIVITY_FILE_TYPE in file_types:
-            device = _device_name(messages, {ACTIVITY_FILE_TYPE})
-            frames.append(_activity_intervals(messages, context, device))
+            device = _device_name(file_ids, {ACTIVITY_FILE_TYPE})
+            frames.append(_activity_intervals(decoded, context, device))
         if not frames:
             kinds = ", ".join(sorted(file_types))
             raise UnrecognisedFormat(path, f"FIT file of type {kinds} holds no step data", reader=self.name)
@@ -119,59 +114,30 @@ class FitReader:
 # --- decoding ---------------------------------------------------------------------------------
 
 
-def _decode_messages(path: Path) -> Messages:
-    """Every data message of the file (chained FIT files included): message name -> the
-    messages' field values (fitparse `get_values()`), in file order. CRCs are checked."""
-    fit = None
+def _decode(path: Path) -> FitColumns:
+    """The messages the reader uses (chained FIT files included), as columns in file order. CRCs
+    are checked; the decoder raises `CorruptFile` with the byte offset on a damaged file."""
     try:
-        fit = fitparse.FitFile(str(path), check_crc=True)
-        messages: Messages = {}
-        for message in fit.get_messages():
-            messages.setdefault(message.name, []).append(message.get_values())
-        return messages
+        data = path.read_bytes()
     except OSError as error:
         raise InputFileError(path, f"the file cannot be opened ({error.strerror})", reader="fit") from error
-    except _DECODER_FAILURES as error:
-        offset = _decoding_stopped_at(fit)
-        raise CorruptFile(path, _plain_problem(error, offset), reader="fit", offset=offset) from error
-    finally:
-        if fit is not None:
-            fit.close()
+    return decode_columns(data, path=path)
 
 
-def _decoding_stopped_at(fit: fitparse.FitFile | None) -> int | None:
-    """The byte offset fitparse had reached when it failed (0: the header was refused)."""
-    if fit is None:
-        return 0
-    handle = getattr(fit, "_file", None)
-    try:
-        return handle.tell() if handle is not None else None
-    except (OSError, ValueError):
-        return None
+def _dicts(decoded: FitColumns, name: str) -> list[dict[str, Any]]:
+    """The messages of a type with few of them (file_id, session, ...) as field -> value dicts."""
+    return decoded[name].to_dicts() if name in decoded else []
 
 
-def _plain_problem(error: Exception, offset: int | None) -> str:
-    if isinstance(error, FitEOFError):
-        if offset == 0:
-            return "the file is empty or shorter than a FIT header"
-        return "the file ends in the middle of the FIT data: it was cut off"
-    if isinstance(error, FitCRCError):
-        return "the FIT checksum does not match the data: the file was damaged after the watch wrote it"
-    if isinstance(error, FitHeaderError):
-        return "the FIT file header is damaged: this is not a readable FIT file"
-    return f"a FIT message cannot be decoded ({type(error).__name__}: {error})"
-
-
-def _file_types(messages: Messages, path: Path) -> set[str]:
-    file_ids = messages.get("file_id", [])
+def _file_types(file_ids: list[dict], path: Path) -> set[str]:
     if not file_ids:
         raise CorruptFile(path, "the FIT file has no file_id message", reader="fit")
     return {"unknown" if f.get("type") is None else str(f.get("type")) for f in file_ids}
 
 
-def _device_name(messages: Messages, file_types: set[str] | frozenset[str]) -> str:
+def _device_name(file_ids: list[dict], file_types: set[str] | frozenset[str]) -> str:
     """`manufacturer:product:serial_number` of the first file_id of one of `file_types`."""
-    file_id = next(f for f in messages["file_id"] if str(f.get("type")) in file_types)
+    file_id = next(f for f in file_ids if str(f.get("type")) in file_types)
     product = file_id.get("garmin_product")
     if product is None:
         product = file_id.get("product")
@@ -183,116 +149,226 @@ def _device_name(messages: Messages, file_types: set[str] | frozenset[str]) -> s
 
 
 def _number(value: Any) -> float | None:
-    """A finite number, or None (fitparse gives None for invalid values; arrays are not numbers)."""
+    """A finite number, or None (the decoder gives None for invalid values; arrays are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def _utc(value: Any) -> datetime | None:
-    """A FIT absolute time (fitparse: naive UTC datetime) as an aware UTC datetime."""
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
+def _instant(value: Any, relative_anchor: int | None = None) -> int | None:
+    """A FIT time value in us: a datetime (the decoder's naive UTC) as it is; an integer (seconds
+    since power-on) only with the `relative_anchor`, the instant of power-on. None: unusable."""
+    if isinstance(value, datetime):
+        return (value.replace(tzinfo=None) - UNIX_EPOCH) // MICROSECOND
+    if relative_anchor is not None and isinstance(value, int) and 0 <= value < FIT_RELATIVE_TIME_LIMIT:
+        instant = relative_anchor + value * SECOND
+        return instant if EARLIEST <= instant <= LATEST else None
+    return None
+
+
+def _column(messages: MessageColumns | None, name: str) -> tuple[Column | None, int]:
+    """A field's column (None when no message has it) and the number of messages."""
+    if messages is None:
+        return None, 0
+    return messages.columns.get(name), len(messages)
+
+
+def _usable(column: Column) -> np.ndarray:
+    """Where a column holds a value: valid (not fitparse's None) and present in the message."""
+    usable = np.ones(len(column.values), dtype=bool)
+    for mask in (column.valid, column.present):
+        if mask is not None:
+            usable &= mask
+    return usable
+
+
+def _numbers(messages: MessageColumns | None, name: str) -> np.ndarray:
+    """A field of every message as float64: its finite number, else NaN (no value, an array, a
+    name). Typed columns are converted at once; mixed ones value by value, like `_number`."""
+    column, size = _column(messages, name)
+    if column is None:
+        return np.full(size, np.nan)
+    if column.kind in ("int", "float"):
+        numbers = column.values.astype(np.float64)
+        return np.where(_usable(column) & np.isfinite(numbers), numbers, np.nan)
+    numbers = [_number(value) for value in column.python_values()]
+    return np.array([math.nan if number is None else number for number in numbers], dtype=np.float64)
+
+
+def _instants(
+    messages: MessageColumns | None, name: str, relative_anchor: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A time field of every message in us, and where it is usable (see `_instant`)."""
+    column, size = _column(messages, name)
+    if column is None:
+        return np.zeros(size, dtype=np.int64), np.zeros(size, dtype=bool)
+    if column.kind == "datetime":  # whole seconds, the common case
+        seconds = column.values.astype("datetime64[s]").astype(np.int64)
+        usable = _usable(column) & (seconds >= EARLIEST // SECOND) & (seconds <= LATEST // SECOND)
+        return np.where(usable, seconds, 0) * SECOND, usable
+    instants = [_instant(value, relative_anchor) for value in column.python_values()]
+    usable = np.array([instant is not None for instant in instants], dtype=bool)
+    return np.array([instant or 0 for instant in instants], dtype=np.int64), usable
+
+
+def _utc_series(instants: np.ndarray) -> pl.Series:
+    return pl.Series(instants, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+
+
+def _repeat(text: str, size: int) -> pl.Series:
+    return pl.Series([text], dtype=pl.String).new_from_index(0, size)
+
+
+def _dates(days: np.ndarray) -> pl.Series:
+    """Days since 1970-01-01 as dates."""
+    return pl.Series(days, dtype=pl.Int64).cast(pl.Int32).cast(pl.Date)
 
 
 # --- monitoring files -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class MonitoringReading:
-    """One monitoring message placed in time; `counter` only for step-counting activity types."""
-
-    order: int  # position among the file's monitoring messages
-    time_utc: datetime
-    reset_day: date
-    reset_day_start_utc: datetime
-    activity_type: str | None
-    counter: float | None
-
-
-def _monitoring_readings(messages: Messages, context: ReadContext, path: Path) -> list[MonitoringReading]:
-    """The file's monitoring messages in time order (file order among equal times).
+class MonitoringReadings:
+    """The file's monitoring messages placed in time, in time order (file order among equal times).
 
     A message with no time at all is left out: counters are cumulative, so its steps are still
     counted by the next message of its activity type."""
-    monitoring = messages.get("monitoring", [])
-    times = _monitoring_times(monitoring, messages.get("monitoring_info", []), path)
-    clocks = _device_clocks(messages.get("monitoring_info", []), context)
-    readings = []
-    for order, (message, time_utc) in enumerate(zip(monitoring, times)):
-        if time_utc is None:
-            continue
-        clock = _device_clock_at(clocks, time_utc)
-        reset_day = (time_utc.astimezone(clock) - JUST_BEFORE).date()
-        readings.append(
-            MonitoringReading(
-                order=order,
-                time_utc=time_utc,
-                reset_day=reset_day,
-                reset_day_start_utc=datetime.combine(reset_day, time(0), tzinfo=clock).astimezone(UTC),
-                activity_type=_step_activity_type(message),
-                counter=_step_counter(message),
-            )
-        )
-    return sorted(readings, key=lambda reading: (reading.time_utc, reading.order))
+
+    time_utc: np.ndarray  # us
+    reset_day: np.ndarray  # days since 1970-01-01
+    reset_day_start_utc: np.ndarray  # us
+    activity_type: np.ndarray  # "walking" / "running", else None (object)
+    counter: np.ndarray  # the step counter; NaN unless the activity type counts steps
+
+    def step_carrying(self) -> np.ndarray:
+        return (self.activity_type != None) & ~np.isnan(self.counter)  # noqa: E711 - element-wise
 
 
-def _monitoring_times(monitoring: list[dict], monitoring_info: list[dict], path: Path) -> list[datetime | None]:
-    """Full UTC times of the monitoring messages, rebuilding `timestamp_16` ones.
+def _monitoring_readings(decoded: FitColumns, context: ReadContext, path: Path) -> MonitoringReadings:
+    monitoring = decoded.get("monitoring")
+    monitoring_info = _dicts(decoded, "monitoring_info")
+    times, timed = _monitoring_times(monitoring, monitoring_info, path)
+    order = np.argsort(times[timed], kind="stable")
+    times = times[timed][order]
+    reset_days, reset_day_starts = _reset_days(times, monitoring_info, context)
+    return MonitoringReadings(
+        time_utc=times,
+        reset_day=reset_days,
+        reset_day_start_utc=reset_day_starts,
+        activity_type=np.array(_step_activity_types(monitoring), dtype=object)[timed][order],
+        counter=_step_counters(monitoring)[timed][order],
+    )
+
+
+def _monitoring_times(
+    monitoring: MessageColumns | None, monitoring_info: list[dict], path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full UTC times (us) of the monitoring messages, rebuilding `timestamp_16` ones, and which
+    messages have a time.
 
     The reference is the previous monitoring time, starting from the first
     `monitoring_info.timestamp` (or, without one, the first full monitoring timestamp). Only
     the monitoring messages are chained: other messages (device_info, event) may carry
     unrelated times, such as the sync time written before the data."""
-    reference = _first_full_time(monitoring_info) or _first_full_time(monitoring)
-    if reference is None and monitoring:
-        raise CorruptFile(path, "the monitoring data has no full timestamp to place its 16-bit times", reader="fit")
-    times = []
-    for message in monitoring:
-        full = _utc(message.get("timestamp"))
-        low_bits = message.get("timestamp_16")
-        if full is None and isinstance(low_bits, int):
-            full = _rebuild_from_low_16_bits(low_bits, reference)
-        times.append(full)
-        reference = full or reference
-    return times
+    full, has_full = _instants(monitoring, "timestamp")
+    low_bits, has_low_bits = _low_16_bits(monitoring)
+    info_times = (_instant(info.get("timestamp")) for info in monitoring_info)
+    reference = next((t for t in info_times if t is not None), None)
+    if reference is None and has_full.any():
+        reference = int(full[np.argmax(has_full)])
+    if reference is None:
+        if monitoring is not None and len(monitoring):
+            problem = "the monitoring data has no full timestamp to place its 16-bit times"
+            raise CorruptFile(path, problem, reader="fit")
+        return full, has_full
+    timed = has_full | has_low_bits
+    full, has_full, low_bits = full[timed], has_full[timed], low_bits[timed]
+    # A 16-bit time lies within +/- 32,768 s of the previous time (the reference for the first
+    # one): the nearest signed 16-bit difference of FIT seconds. A run of them after a full time
+    # is that time plus the running sum of the differences.
+    low_bits_of_time = np.where(has_full, ((full - FIT_EPOCH) // SECOND) & 0xFFFF, low_bits)
+    reference_low_bits = ((reference - FIT_EPOCH) // SECOND) & 0xFFFF
+    previous_low_bits = np.concatenate(([reference_low_bits], low_bits_of_time[:-1]))
+    difference = ((low_bits - previous_low_bits + 0x8000) & 0xFFFF) - 0x8000
+    elapsed = np.cumsum(np.where(has_full, 0, difference * SECOND))
+    last_full = np.maximum.accumulate(np.where(has_full, np.arange(len(full)), -1))
+    after_full = last_full >= 0
+    base = np.where(after_full, full[last_full], reference)
+    times = np.zeros(len(timed), dtype=np.int64)
+    times[timed] = base + elapsed - np.where(after_full, elapsed[last_full], 0)
+    return times, timed
 
 
-def _first_full_time(messages: list[dict]) -> datetime | None:
-    return next((t for t in (_utc(m.get("timestamp")) for m in messages) if t is not None), None)
+def _low_16_bits(monitoring: MessageColumns | None) -> tuple[np.ndarray, np.ndarray]:
+    """`timestamp_16` of every message (its low 16 bits, when an integer) and where it has one."""
+    column, size = _column(monitoring, "timestamp_16")
+    if column is None:
+        return np.zeros(size, dtype=np.int64), np.zeros(size, dtype=bool)
+    if column.kind == "int":
+        usable = _usable(column)
+        return np.where(usable, column.values & 0xFFFF, 0).astype(np.int64), usable
+    low_bits = [value & 0xFFFF if isinstance(value, int) else None for value in column.python_values()]
+    usable = np.array([bits is not None for bits in low_bits], dtype=bool)
+    return np.array([bits or 0 for bits in low_bits], dtype=np.int64), usable
 
 
-def _rebuild_from_low_16_bits(low_bits: int, reference: datetime) -> datetime:
-    """The time nearest to `reference` (within +/- 32,768 s) whose FIT seconds end in `low_bits`."""
-    reference_seconds = int((reference - FIT_EPOCH).total_seconds())
-    delta = (low_bits - reference_seconds) & 0xFFFF
-    if delta >= 0x8000:
-        delta -= 0x10000
-    return reference + timedelta(seconds=delta)
+def _reset_days(
+    times: np.ndarray, monitoring_info: list[dict], context: ReadContext
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per time (us): its reset day (days since 1970-01-01, the local date 1 us earlier) and the
+    UTC instant (us) of that day's local midnight.
+
+    The device clock is that of the latest monitoring_info at or before the time (else the first
+    one); the participant's zone when the file gives no plausible local offset."""
+    since, utc_offsets = _device_clocks(monitoring_info)
+    if len(since):
+        clock = np.maximum(np.searchsorted(since, times, side="right") - 1, 0)
+        utc_offset = utc_offsets[clock]
+        days = (times + utc_offset - 1) // DAY
+        return days, days * DAY - utc_offset
+    local = _utc_series(times).dt.convert_time_zone(context.time_zone).dt.replace_time_zone(None)
+    days = (local.cast(pl.Int64).to_numpy() - 1) // DAY
+    unique_days, day_of_time = np.unique(days, return_inverse=True)
+    midnights = [_midnight_utc(day, context.zone) for day in unique_days.tolist()]
+    return days, np.array(midnights, dtype=np.int64)[day_of_time]
 
 
-def _device_clocks(monitoring_info: list[dict], context: ReadContext) -> list[tuple[datetime, tzinfo]]:
-    """(from UTC time, device clock) pairs in time order; the participant's zone when the file
-    gives no plausible local offset."""
+def _midnight_utc(day: int, zone: tzinfo) -> int:
+    midnight = datetime.combine(date(1970, 1, 1) + timedelta(days=day), time(0), tzinfo=zone)
+    return _instant(midnight.astimezone(UTC))  # type: ignore[return-value]
+
+
+def _device_clocks(monitoring_info: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(from UTC time, UTC offset) in us of the monitoring_info messages with a plausible local
+    time, in time order."""
     clocks = []
     for info in monitoring_info:
-        since, local = _utc(info.get("timestamp")), _utc(info.get("local_timestamp"))
-        if since is not None and local is not None and abs(local - since) <= MAX_DEVICE_UTC_OFFSET:
-            clocks.append((since, timezone(local - since)))
+        since, local = info.get("timestamp"), info.get("local_timestamp")
+        if not (isinstance(since, datetime) and isinstance(local, datetime)):
+            continue
+        if abs(local - since) <= MAX_DEVICE_UTC_OFFSET:
+            clocks.append((_instant(since), (local - since) // MICROSECOND))
     clocks.sort(key=lambda clock: clock[0])
-    return clocks or [(FIT_EPOCH, context.zone)]
+    return np.array([c[0] for c in clocks], dtype=np.int64), np.array([c[1] for c in clocks], dtype=np.int64)
 
 
-def _device_clock_at(clocks: list[tuple[datetime, tzinfo]], time_utc: datetime) -> tzinfo:
-    """The clock of the latest monitoring_info at or before `time_utc` (else the first one)."""
-    index = bisect_right([since for since, _ in clocks], time_utc) - 1
-    return clocks[max(index, 0)][1]
+def _step_activity_types(monitoring: MessageColumns | None) -> list[str | None]:
+    """walking / running per message when its activity type counts steps, else None. The type is
+    `activity_type`, else the low 5 bits of `current_activity_type_intensity`."""
+    if monitoring is None:
+        return []
+    activity_types = _python_values(monitoring, "activity_type")
+    packed = _python_values(monitoring, "current_activity_type_intensity")
+    return [_step_activity_type(value, packed_value) for value, packed_value in zip(activity_types, packed)]
 
 
-def _step_activity_type(message: dict) -> str | None:
-    """walking / running when the message's activity type counts steps, else None."""
-    value = message.get("activity_type")
+def _python_values(messages: MessageColumns, name: str) -> list:
+    column = messages.columns.get(name)
+    return [None] * len(messages) if column is None else column.python_values()
+
+
+def _step_activity_type(value: Any, packed: Any) -> str | None:
     if value is None:
-        packed = message.get("current_activity_type_intensity")
         if isinstance(packed, (tuple, list)):
             packed = packed[0] if packed else None
         value = packed & 0x1F if isinstance(packed, int) and not isinstance(packed, bool) else None
@@ -301,69 +377,68 @@ def _step_activity_type(message: dict) -> str | None:
     return STEP_COUNTING_ACTIVITY_TYPES.get(value) if isinstance(value, int) else None
 
 
-def _step_counter(message: dict) -> float | None:
-    """The cumulative step counter: `steps`, else 2 x `cycles` (fitparse halves the raw value)."""
-    steps = _number(message.get("steps"))
-    if steps is None:
-        cycles = _number(message.get("cycles"))
-        steps = None if cycles is None else 2 * cycles
-    return steps if steps is not None and steps >= 0 else None
+def _step_counters(monitoring: MessageColumns | None) -> np.ndarray:
+    """The cumulative step counter: `steps`, else 2 x `cycles` (the decoder halves the raw value
+    as fitparse does); NaN when there is none or it is negative."""
+    steps = _numbers(monitoring, "steps")
+    counters = np.where(np.isnan(steps), 2 * _numbers(monitoring, "cycles"), steps)
+    return np.where(counters >= 0, counters, np.nan)
 
 
-def _monitoring_intervals(readings: list[MonitoringReading], device: str) -> pl.DataFrame:
-    rows = []
-    last_counter: dict[tuple[str, date], float] = {}
-    earlier_time, current_time = None, None
-    for reading in readings:
-        if reading.time_utc != current_time:
-            earlier_time, current_time = current_time, reading.time_utc
-        if reading.activity_type is None or reading.counter is None:
-            continue
-        key = (reading.activity_type, reading.reset_day)
-        previous = last_counter.get(key)
-        last_counter[key] = reading.counter
-        start = reading.reset_day_start_utc
-        if earlier_time is not None and earlier_time > start:
-            start = earlier_time
-        rows.append(
-            {
-                "start_utc": start,
-                "end_utc": reading.time_utc,
-                "steps": _steps_since(previous, reading.counter),
-                "cumulative_steps": reading.counter,
-                "activity_type": reading.activity_type,
-            }
-        )
-    return _interval_frame(rows, MONITORING_SOURCE, device)
+def _monitoring_intervals(readings: MonitoringReadings, device: str) -> pl.DataFrame:
+    """One row per step-carrying reading: steps since the previous counter of its activity type
+    and reset day (the counter itself after a reset or with none), from the previous monitoring
+    time of any type, not earlier than the local midnight that starts the reset day."""
+    times = readings.time_utc
+    first_of_time = np.searchsorted(times, times, side="left")  # times are sorted
+    previous_time = np.where(first_of_time > 0, times[first_of_time - 1], np.iinfo(np.int64).min)
+    start = np.maximum(readings.reset_day_start_utc, previous_time)
+    carrying = readings.step_carrying()
+    counter = readings.counter[carrying]
+    previous_counter = _previous_in_group(counter, _activity_day_keys(readings, carrying))
+    after_reset = np.isnan(previous_counter) | (counter < previous_counter)
+    return _interval_frame(
+        MONITORING_SOURCE,
+        device,
+        start_utc=start[carrying],
+        end_utc=times[carrying],
+        steps=np.where(after_reset, counter, counter - previous_counter),
+        cumulative_steps=counter,
+        activity_type=readings.activity_type[carrying],
+    )
 
 
-def _steps_since(previous_counter: float | None, counter: float) -> float:
-    """Steps since the previous counter value; after a reset (or with none) the counter itself."""
-    if previous_counter is None or counter < previous_counter:
-        return counter
-    return counter - previous_counter
+def _activity_day_keys(readings: MonitoringReadings, carrying: np.ndarray) -> np.ndarray:
+    """One integer per (reset day, activity type) of the step-carrying readings."""
+    return 2 * readings.reset_day[carrying] + (readings.activity_type[carrying] == "running")
 
 
-def _monitoring_daily_totals(readings: list[MonitoringReading], device: str) -> pl.DataFrame:
+def _previous_in_group(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Per value, the previous value with the same key (NaN for the first of its key)."""
+    order = np.argsort(keys, kind="stable")
+    same_key = keys[order][1:] == keys[order][:-1]
+    previous = np.full(len(values), np.nan)
+    previous[order[1:][same_key]] = values[order[:-1][same_key]]
+    return previous
+
+
+def _monitoring_daily_totals(readings: MonitoringReadings, device: str) -> pl.DataFrame:
     """Per reset day: the last counter of each activity type, summed."""
-    last_counter: dict[tuple[date, str], float] = {}
-    for reading in readings:
-        if reading.activity_type is not None and reading.counter is not None:
-            last_counter[(reading.reset_day, reading.activity_type)] = reading.counter
-    day_totals: dict[date, float] = {}
-    for (day, _), counter in last_counter.items():
-        day_totals[day] = day_totals.get(day, 0.0) + counter
-    days = sorted(day_totals)
-    return conform_daily_totals(
-        pl.DataFrame(
-            {
-                "source": [MONITORING_SOURCE] * len(days),
-                "device": [device] * len(days),
-                "local_date": days,
-                "steps": [day_totals[day] for day in days],
-            },
-            schema={"source": pl.String, "device": pl.String, "local_date": pl.Date, "steps": pl.Float64},
-        )
+    carrying = readings.step_carrying()
+    keys = _activity_day_keys(readings, carrying)
+    _, first_from_end = np.unique(keys[::-1], return_index=True)
+    last_of_key = len(keys) - 1 - first_from_end  # the last reading of each activity type and day
+    days, day_of_last = np.unique(readings.reset_day[carrying][last_of_key], return_inverse=True)
+    steps = np.zeros(len(days))
+    np.add.at(steps, day_of_last, readings.counter[carrying][last_of_key])
+    return pl.DataFrame(
+        {
+            "source": _repeat(MONITORING_SOURCE, len(days)),
+            "device": _repeat(device, len(days)),
+            "local_date": _dates(days),
+            "steps": steps,
+        },
+        schema=DAILY_TOTAL_COLUMNS,
     )
 
 
@@ -371,113 +446,120 @@ def _monitoring_daily_totals(readings: list[MonitoringReading], device: str) -> 
 
 
 @dataclass(frozen=True)
-class ActivityRecord:
-    time_utc: datetime
-    steps_per_minute: float | None
-    distance_m: float | None
+class ActivityRecords:
+    """Records with a usable time, in time order (file order among equal times)."""
+
+    time_utc: np.ndarray  # us
+    steps_per_minute: np.ndarray  # NaN: no cadence
+    distance_m: np.ndarray  # NaN: no distance
 
 
-def _activity_intervals(messages: Messages, context: ReadContext, device: str) -> pl.DataFrame:
-    to_utc = _activity_clock(messages, context)
+def _activity_intervals(decoded: FitColumns, context: ReadContext, device: str) -> pl.DataFrame:
+    power_on = _power_on_instant(_dicts(decoded, "activity"), context)
     walking_sessions = [
         (session["sport"], window)
-        for session in messages.get("session", [])
-        if session.get("sport") in STEP_SPORTS and (window := _session_window(session, to_utc)) is not None
+        for session in _dicts(decoded, "session")
+        if session.get("sport") in STEP_SPORTS and (window := _session_window(session, power_on)) is not None
     ]
-    rows = []
-    if walking_sessions:  # a ride or a swim: its cadence is not steps, skip its records
-        records = _activity_records(messages.get("record", []), to_utc)
-        record_times = [record.time_utc for record in records]
-        for sport, (start, end) in walking_sessions:
-            in_session = records[bisect_left(record_times, start) : bisect_right(record_times, end)]
-            rows.extend(_record_intervals(in_session, sport))
-    return _interval_frame(rows, ACTIVITY_SOURCE, device)
+    if not walking_sessions:  # a ride or a swim: its cadence is not steps, skip its records
+        return pl.DataFrame(schema=READER_COLUMNS)
+    records = _activity_records(decoded.get("record"), power_on)
+    return pl.concat(
+        [_record_intervals(records, start, end, sport, device) for sport, (start, end) in walking_sessions]
+    )
 
 
-def _activity_clock(messages: Messages, context: ReadContext) -> ToUtc:
-    """FIT time value -> UTC. Absolute times as they are; times relative to power-on through the
-    `activity` message that pairs one relative time with its local wall-clock time."""
-    anchor = None
-    for activity in messages.get("activity", []):
+def _power_on_instant(activities: list[dict], context: ReadContext) -> int | None:
+    """The instant (us) of relative time 0, for old watches that write times relative to power-on:
+    the first `activity` message pairs one relative time with its local wall-clock time."""
+    for activity in activities:
         relative = activity.get("timestamp")
         local = activity.get("local_timestamp")
         if isinstance(relative, int) and not isinstance(relative, bool) and isinstance(local, datetime):
-            anchor = local.replace(tzinfo=context.zone).astimezone(UTC) - timedelta(seconds=relative)
-            break
-
-    def to_utc(value: Any) -> datetime | None:
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC)
-        if anchor is not None and isinstance(value, int) and 0 <= value < FIT_RELATIVE_TIME_LIMIT:
-            return anchor + timedelta(seconds=value)
-        return None
-
-    return to_utc
+            local_utc = local.replace(tzinfo=context.zone).astimezone(UTC)
+            return _instant(local_utc) - relative * SECOND  # type: ignore[operator]
+    return None
 
 
-def _activity_records(records: list[dict], to_utc: ToUtc) -> list[ActivityRecord]:
-    """Records with a usable time, in time order (file order among equal times)."""
-    placed = []
-    for record in records:
-        time_utc = to_utc(record.get("timestamp"))
-        if time_utc is None:
-            continue
-        cadence = _number(record.get("cadence"))
-        fraction = _number(record.get("fractional_cadence")) or 0.0
-        placed.append(
-            ActivityRecord(
-                time_utc=time_utc,
-                steps_per_minute=None if cadence is None else 2 * (cadence + fraction),
-                distance_m=_number(record.get("distance")),
-            )
-        )
-    return sorted(placed, key=lambda record: record.time_utc)
+def _activity_records(records: MessageColumns | None, power_on: int | None) -> ActivityRecords:
+    times, timed = _instants(records, "timestamp", power_on)
+    cadence = _numbers(records, "cadence")
+    fraction = _numbers(records, "fractional_cadence")
+    steps_per_minute = 2 * (cadence + np.where(np.isnan(fraction), 0.0, fraction))
+    order = np.argsort(times[timed], kind="stable")
+    return ActivityRecords(
+        time_utc=times[timed][order],
+        steps_per_minute=steps_per_minute[timed][order],
+        distance_m=_numbers(records, "distance")[timed][order],
+    )
 
 
-def _session_window(session: dict, to_utc: ToUtc) -> tuple[datetime, datetime] | None:
-    """[start_time, start_time + total_elapsed_time], the end rounded up to a whole second
+def _session_window(session: dict, power_on: int | None) -> tuple[int, int] | None:
+    """[start_time, start_time + total_elapsed_time] in us, the end rounded up to a whole second
     (record times are whole seconds; start_time is truncated); session.timestamp without an
     elapsed time."""
-    start = to_utc(session.get("start_time"))
+    start = _instant(session.get("start_time"), power_on)
     elapsed = _number(session.get("total_elapsed_time"))
     if start is None:
         return None
     if elapsed is not None and 0 <= elapsed < 366 * 86400:
-        return start, start + timedelta(seconds=math.ceil(elapsed))
-    end = to_utc(session.get("timestamp"))
+        return start, start + math.ceil(elapsed) * SECOND
+    end = _instant(session.get("timestamp"), power_on)
     return (start, end) if end is not None and end >= start else None
 
 
-def _record_intervals(records: list[ActivityRecord], activity_type: str) -> list[dict]:
-    """One interval per record with a cadence: (previous record, this record]."""
-    rows = []
-    for previous, record in zip(records, records[1:]):
-        gap = record.time_utc - previous.time_utc
-        if record.steps_per_minute is None or not timedelta(0) < gap <= MAX_RECORD_GAP:
-            continue
-        distance = None
-        if record.distance_m is not None and previous.distance_m is not None:
-            distance = record.distance_m - previous.distance_m
-        rows.append(
-            {
-                "start_utc": previous.time_utc,
-                "end_utc": record.time_utc,
-                "steps": record.steps_per_minute * gap.total_seconds() / 60,
-                "cumulative_steps": None,
-                "distance_m": distance,
-                "activity_type": activity_type,
-            }
-        )
-    return rows
+def _record_intervals(
+    records: ActivityRecords, start: int, end: int, activity_type: str, device: str
+) -> pl.DataFrame:
+    """The session's records from `start` to `end`: one interval per record with a cadence,
+    (previous record, this record], when the gap is over 0 and at most MAX_RECORD_GAP."""
+    first = np.searchsorted(records.time_utc, start, side="left")
+    stop = np.searchsorted(records.time_utc, end, side="right")
+    times = records.time_utc[first:stop]
+    gaps = np.diff(times)
+    steps_per_minute = records.steps_per_minute[first + 1 : stop]
+    counted = (gaps > 0) & (gaps <= MAX_RECORD_GAP) & ~np.isnan(steps_per_minute)
+    return _interval_frame(
+        ACTIVITY_SOURCE,
+        device,
+        start_utc=times[:-1][counted],
+        end_utc=times[1:][counted],
+        steps=(steps_per_minute * (gaps / SECOND) / 60)[counted],
+        distance_m=np.diff(records.distance_m[first:stop])[counted],  # NaN unless both records have one
+        activity_type=np.full(int(counted.sum()), activity_type, dtype=object),
+    )
 
 
 # --- output -----------------------------------------------------------------------------------
 
 
-def _interval_frame(rows: list[dict], source: str, device: str) -> pl.DataFrame:
-    columns = ["start_utc", "end_utc", "steps", "cumulative_steps", "distance_m", "activity_type"]
-    frame = pl.DataFrame(
-        {name: [row.get(name) for row in rows] for name in columns},
-        schema={name: READER_COLUMNS[name] for name in columns},
+def _interval_frame(
+    source: str,
+    device: str,
+    *,
+    start_utc: np.ndarray,
+    end_utc: np.ndarray,
+    steps: np.ndarray,
+    activity_type: np.ndarray,
+    cumulative_steps: np.ndarray | None = None,
+    distance_m: np.ndarray | None = None,
+) -> pl.DataFrame:
+    """Reader rows from arrays: times in us, NaN for no number, None for no activity type."""
+    size = len(end_utc)
+    no_numbers = np.full(size, np.nan)
+    cumulative_steps = no_numbers if cumulative_steps is None else cumulative_steps
+    distance_m = no_numbers if distance_m is None else distance_m
+    return pl.DataFrame(
+        {
+            "source": _repeat(source, size),
+            "device": _repeat(device, size),
+            "start_utc": _utc_series(start_utc),
+            "end_utc": _utc_series(end_utc),
+            "steps": pl.Series(steps, dtype=pl.Float64, nan_to_null=True),
+            "cumulative_steps": pl.Series(cumulative_steps, dtype=pl.Float64, nan_to_null=True),
+            "distance_m": pl.Series(distance_m, dtype=pl.Float64, nan_to_null=True),
+            "activity_type": pl.Series(activity_type.tolist(), dtype=pl.String),
+            "clock_adjusted": np.zeros(size, dtype=bool),
+        },
+        schema=READER_COLUMNS,
     )
-    return conform_reader_frame(frame.with_columns(source=pl.lit(source), device=pl.lit(device)))
