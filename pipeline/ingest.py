@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from pipeline.config import DataFolder
@@ -30,6 +31,7 @@ from pipeline.lake import (
     read_manifest,
     remove_orphan_batches,
     remove_stale_temporaries,
+    replace_all_atomically,
     replace_atomically,
     temporary_name,
     write_daily_totals_batch,
@@ -37,13 +39,14 @@ from pipeline.lake import (
     write_manifest,
 )
 from pipeline.registry import Participant
-from pipeline.schema import DAILY_TOTAL_COLUMNS, step_intervals_polars_schema
-from pipeline.sources.base import ReadContext
+from pipeline.schema import DAILY_TOTAL_COLUMNS, READER_COLUMNS, step_intervals_polars_schema
+from pipeline.sources.base import HEAD_BYTES, ReadContext
 from pipeline.sources.mapped_csv import is_mapping_file
 from pipeline.sources.registry import detect_reader
 
 Progress = Callable[[int, int], None]
 HASH_CHUNK_BYTES = 1 << 20
+WHOLE_READ_BYTES = 1 << 20  # a file up to this size is read once: hashed, detected and stored from memory
 MAX_PROBLEM_CHARS = 500  # a reason quotes the offending value; a 20 MB cell is not quoted whole
 
 
@@ -158,10 +161,60 @@ def _write_text_atomically(target: Path, text: str) -> None:
         raise StorageError(target, exc) from exc
 
 
-def _store_raw(folder: DataFolder, path: Path, sha256: str) -> None:
-    target = folder.raw / sha256[:2] / sha256
-    if not target.exists():
-        _copy_atomically(path, target)
+class _PendingOriginals:
+    """The originals of one batch, written under hidden temporary names as the files are read and
+    renamed into raw/ together, durably, before the batch's manifest commits (`commit`): one
+    filesystem sync per batch instead of an fsync of each file and its folder."""
+
+    def __init__(self, folder: DataFolder) -> None:
+        self.folder = folder
+        self.temporaries: dict[Path, Path] = {}  # target -> its temporary
+        self.created: list[Path] = []  # folders made for them, durable at `commit`
+
+    def store(self, item: InboxFile, sha256: str, content: bytes | None) -> None:
+        """Write the original (`content`, the bytes that were hashed, else the file) unless raw/
+        already has it or this batch already wrote it."""
+        target = self.folder.raw / sha256[:2] / sha256
+        if target in self.temporaries or target.exists():
+            return
+        tmp = temporary_name(target)
+        try:
+            self.created += make_dirs(target.parent, durable=False)
+            if content is not None:
+                with open(tmp, "wb") as out:
+                    out.write(content)
+            else:
+                _copy_to(item.path, tmp)
+        except OSError as exc:
+            discard(tmp)
+            raise StorageError(target, exc, doing="store a copy of the inbox file") from exc
+        self.temporaries[target] = tmp
+
+    def commit(self) -> None:
+        try:
+            replace_all_atomically([(tmp, target) for target, tmp in self.temporaries.items()], self.created)
+        except OSError as exc:
+            target = next(iter(self.temporaries))
+            raise StorageError(target, exc, doing="store a copy of the inbox file") from exc
+        self.temporaries.clear()
+        self.created.clear()
+
+    def discard(self) -> None:
+        """Remove the temporaries not yet renamed (after a failure: nothing half-written stays)."""
+        for tmp in self.temporaries.values():
+            discard(tmp)
+        self.temporaries.clear()
+        self.created.clear()
+
+
+def _copy_to(source: Path, tmp: Path) -> None:
+    """Copy a large inbox file into `tmp`; the file vanishing meanwhile is _Vanished."""
+    try:
+        handle = open(source, "rb")
+    except FileNotFoundError as exc:
+        raise _Vanished(source) from exc
+    with handle, open(tmp, "wb") as out:
+        shutil.copyfileobj(handle, out, HASH_CHUNK_BYTES)
 
 
 def _quarantine(folder: DataFolder, item: InboxFile, sha256: str | None, reason: dict) -> None:
@@ -193,35 +246,99 @@ def _earlier_reasons(sidecar: Path, inbox_path: str) -> list[dict]:
     return list(kept.values())
 
 
-def _read_file(item: InboxFile, participant: Participant) -> tuple[str, pl.DataFrame, pl.DataFrame | None]:
-    reader = detect_reader(item.path)
-    result = reader.read(item.path, ReadContext(participant.participant_id, participant.time_zone))
+def _read_file(
+    item: InboxFile, participant: Participant, content: bytes | None
+) -> tuple[str, pl.DataFrame, pl.DataFrame | None]:
+    """Detect and read the file; `content`: its bytes, when they were read whole (small files)."""
+    reader = detect_reader(item.path, None if content is None else content[:HEAD_BYTES])
+    result = reader.read(item.path, ReadContext(participant.participant_id, participant.time_zone, content))
     return reader.name, result.intervals, result.device_daily_totals
+
+
+def _checked_intervals(intervals: pl.DataFrame, item: InboxFile, reader: str) -> pl.DataFrame:
+    """The reader's rows in the reader schema, or InputFileError when one is unusable. Checked
+    with NumPy (null times are NaT, null steps NaN): this runs once per file, and each polars
+    query or Series operation has a fixed cost of ~0.1-1 ms."""
+    if list(intervals.schema.items()) != list(READER_COLUMNS.items()):
+        intervals = intervals.select([pl.col(name).cast(dtype) for name, dtype in READER_COLUMNS.items()])
+    start = intervals["start_utc"].to_numpy()
+    end = intervals["end_utc"].to_numpy()
+    steps = intervals["steps"].to_numpy()
+    bad = int((np.isnat(start) | np.isnat(end) | (end < start) | ~np.isfinite(steps) | (steps < 0)).sum())
+    if bad:
+        raise InputFileError(
+            item.path, f"{bad} interval(s) with a missing time, an end before the start, or invalid steps", reader=reader
+        )
+    return intervals
+
+
+@dataclass(frozen=True)
+class _FileRows:
+    """One ingested file's rows, waiting for its batch to be written."""
+
+    participant: Participant
+    sha256: str
+    intervals: pl.DataFrame  # reader schema, checked
+    totals: pl.DataFrame | None  # DAILY_TOTAL_COLUMNS
+
+
+def _file_keys(files: list[_FileRows], heights: list[int]) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """Per row of the files' concatenated frames: its file's index, participant id and hash."""
+    index = pl.Series(np.repeat(np.arange(len(files)), heights))
+    participant_ids = pl.Series([f.participant.participant_id for f in files], dtype=pl.String).gather(index)
+    hashes = pl.Series([f.sha256 for f in files], dtype=pl.String).gather(index)
+    return index, participant_ids, hashes
+
+
+def _batch_intervals(files: list[_FileRows], ingested_at: datetime) -> pl.DataFrame:
+    """The batch's intervals in the lake schema: one query for the whole batch, with each file's
+    participant, hash and local date (in its participant's zone) added."""
+    heights = [f.intervals.height for f in files]
+    index, participant_ids, hashes = _file_keys(files, heights)
+    zones = sorted({f.participant.time_zone for f in files})
+    zone_of_file = pl.Series([zones.index(f.participant.time_zone) for f in files], dtype=pl.Int32)
+    local_date = pl.lit(None, dtype=pl.Date)
+    for number, zone in enumerate(zones):
+        local_date = (
+            pl.when(pl.col("_zone") == number)
+            .then(pl.col("start_utc").dt.convert_time_zone(zone).dt.date())
+            .otherwise(local_date)
+        )
+    schema = step_intervals_polars_schema()
+    return (
+        pl.concat([f.intervals for f in files])
+        .with_columns(
+            participant_ids.alias("participant_id"),
+            hashes.alias("file_sha256"),
+            zone_of_file.gather(index).alias("_zone"),
+        )
+        .with_columns(
+            local_date.alias("local_date"),
+            pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+        )
+        .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    )
 
 
 def _normalise(
     intervals: pl.DataFrame, participant: Participant, sha256: str, ingested_at: datetime, item: InboxFile, reader: str
 ) -> pl.DataFrame:
-    bad = intervals.filter(
-        pl.col("start_utc").is_null()
-        | pl.col("end_utc").is_null()
-        | (pl.col("end_utc") < pl.col("start_utc"))
-        | pl.col("steps").is_null()
-        | pl.col("steps").is_nan()
-        | pl.col("steps").is_infinite()
-        | (pl.col("steps") < 0)
-    )
-    if bad.height:
-        raise InputFileError(
-            item.path, f"{bad.height} interval(s) with a missing time, an end before the start, or invalid steps", reader=reader
-        )
-    schema = step_intervals_polars_schema()
-    return intervals.with_columns(
-        pl.lit(participant.participant_id).alias("participant_id"),
-        pl.lit(sha256).alias("file_sha256"),
-        pl.col("start_utc").dt.convert_time_zone(participant.time_zone).dt.date().alias("local_date"),
+    """One file's intervals checked and in the lake schema, as its batch would write them (the
+    fuzzing harness checks readers' output through this)."""
+    checked = _checked_intervals(intervals, item, reader)
+    return _batch_intervals([_FileRows(participant, sha256, checked, None)], ingested_at)
+
+
+def _batch_daily_totals(files: list[_FileRows], ingested_at: datetime) -> pl.DataFrame | None:
+    with_totals = [f for f in files if f.totals is not None]
+    if not with_totals:
+        return None
+    _, participant_ids, hashes = _file_keys(with_totals, [f.totals.height for f in with_totals])
+    return pl.concat([f.totals for f in with_totals]).with_columns(
+        participant_ids.alias("participant_id"),
+        hashes.alias("file_sha256"),
         pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
-    ).select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    )
 
 
 def _batches(items: list[InboxFile], size: int) -> Iterator[list[InboxFile]]:
@@ -257,25 +374,30 @@ def ingest_inbox(
     done = 0
     for batch in _batches(pending, batch_size):
         batch_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        frames, totals, entries = [], [], []
-        for item in batch:
-            try:
-                entry, frame, total = _ingest_one(folder, item, by_id, seen_content, batch_id, now, report)
-            except _Vanished:  # removed from the inbox during the run: nothing to keep
-                report.skipped += 1
-                continue
-            entries.append(entry)
-            if frame is not None:
-                frames.append(frame)
-            if total is not None:
-                totals.append(total)
-            done += 1
-            if progress:
-                progress(done, len(pending))
-        if frames:
-            write_interval_batch(pl.concat(frames), folder.intervals_dir, batch_id)
-        if totals:
-            write_daily_totals_batch(pl.concat(totals), folder.lake / "device_daily_totals", batch_id)
+        files: list[_FileRows] = []
+        entries = []
+        originals = _PendingOriginals(folder)
+        try:
+            for item in batch:
+                try:
+                    entry, rows = _ingest_one(folder, item, by_id, seen_content, batch_id, now, report, originals)
+                except _Vanished:  # removed from the inbox during the run: nothing to keep
+                    report.skipped += 1
+                    continue
+                entries.append(entry)
+                if rows is not None:
+                    files.append(rows)
+                done += 1
+                if progress:
+                    progress(done, len(pending))
+            originals.commit()  # every original durable in raw/ before the manifest records it
+        finally:
+            originals.discard()
+        if files:
+            write_interval_batch(_batch_intervals(files, now), folder.intervals_dir, batch_id)
+            totals = _batch_daily_totals(files, now)
+            if totals is not None:
+                write_daily_totals_batch(totals, folder.lake / "device_daily_totals", batch_id)
         manifest = pl.concat([manifest, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
         write_manifest(manifest, folder.manifest)
     return report
@@ -289,9 +411,15 @@ def _shorten(problem: str) -> str:
     return f"{problem[:half]} [... {len(problem) - 2 * half:,} characters left out ...] {problem[-half:]}"
 
 
-def _hash_inbox_file(item: InboxFile) -> str:
+def _hash_inbox_file(item: InboxFile) -> tuple[str, bytes | None]:
+    """The file's SHA-256, and its bytes when it is small enough to keep them (read once)."""
     try:
-        return sha256_of(item.path)
+        if item.size_bytes <= WHOLE_READ_BYTES:
+            with open(item.path, "rb") as handle:
+                content = handle.read(WHOLE_READ_BYTES + 1)
+            if len(content) <= WHOLE_READ_BYTES:
+                return hashlib.sha256(content).hexdigest(), content
+        return sha256_of(item.path), None
     except FileNotFoundError as exc:
         raise _Vanished(item.path) from exc
 
@@ -304,7 +432,8 @@ def _ingest_one(
     batch_id: str,
     now: datetime,
     report: IngestReport,
-) -> tuple[dict, pl.DataFrame | None, pl.DataFrame | None]:
+    originals: _PendingOriginals,
+) -> tuple[dict, _FileRows | None]:
     entry = {
         "inbox_path": item.relative,
         "participant_id": item.participant_id,
@@ -318,10 +447,10 @@ def _ingest_one(
         "ingested_at": now,
         "problem": None,
     }
-    problem, sha256 = item.problem, None
+    problem, sha256, content = item.problem, None, None
     if problem is None or (item.path.is_file() and not item.path.is_symlink()):  # never open a link or pipe
         try:
-            sha256 = _hash_inbox_file(item)
+            sha256, content = _hash_inbox_file(item)
         except OSError as exc:  # no permission, I/O error: say so; the file itself stays in the inbox
             problem = f"the file cannot be read ({exc.strerror or exc}); check its permissions and export it again"
     if problem is not None:
@@ -330,37 +459,35 @@ def _ingest_one(
         entry["problem"] = problem
         report.quarantined += 1
         report.quarantine_reasons.append(f"{item.relative}: {problem}")
-        return entry, None, None
+        return entry, None
     entry["file_sha256"] = sha256
     if (item.participant_id, sha256) in seen_content:
         entry["status"] = "duplicate"
         report.skipped += 1
-        return entry, None, None
+        return entry, None
     participant = by_id[item.participant_id]
     try:
-        reader, intervals, totals = _read_file(item, participant)
-        frame = _normalise(intervals, participant, sha256, now, item, reader)
+        reader, intervals, totals = _read_file(item, participant, content)
+        frame = _checked_intervals(intervals, item, reader)
     except InputFileError as exc:
         reason = exc.as_record()
     except Exception as exc:  # a reader bug must not stop the run: keep the file and say so
         reason = {"reader": None, "error": type(exc).__name__, "problem": f"unexpected error while reading: {exc}"}
     else:
-        _store_raw(folder, item.path, sha256)
+        originals.store(item, sha256, content)
         seen_content.add((item.participant_id, sha256))
         entry.update(status="ingested", reader=reader, rows=frame.height)
         report.ingested += 1
         report.rows += frame.height
-        if totals is not None and totals.height:
-            totals = totals.select(list(DAILY_TOTAL_COLUMNS)).with_columns(
-                pl.lit(item.participant_id).alias("participant_id"),
-                pl.lit(sha256).alias("file_sha256"),
-                pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
-            )
-        return entry, frame, totals if totals is not None and totals.height else None
+        if totals is None or not totals.height:
+            totals = None
+        elif totals.columns != list(DAILY_TOTAL_COLUMNS):
+            totals = totals.select(list(DAILY_TOTAL_COLUMNS))
+        return entry, _FileRows(participant, sha256, frame, totals)
     reason["problem"] = _shorten(str(reason.get("problem")))
     _quarantine(folder, item, sha256, reason)
     entry["reader"] = reason.get("reader")
     entry["problem"] = reason.get("problem")
     report.quarantined += 1
     report.quarantine_reasons.append(f"{item.relative}: {reason.get('problem')}")
-    return entry, None, None
+    return entry, None

@@ -52,7 +52,7 @@ BROKEN_REAL_FILES = {
     "activity-settings-nodata.fit": "truncated",  # header announces data that is not there
     "activity-unexpected-eof.fit": "truncated",
     "nick.fit": "truncated",
-    "strava-android-app-201.10-b1218918.fit": "undefined local message type",  # local message 11
+    "strava-android-app-201.10-b1218918.fit": "data size its header declares",  # declares 19 bytes more than it holds
     "coros-pace-2-cycling-misaligned-fields.fit": "not a multiple of its type",  # 1-byte uint32 field
 }
 

@@ -170,7 +170,18 @@ class _Walker:
         self.local = [None] * 16
         self.sizes[:] = [0] * 256
         data_end = pos + data_size
-        pos = self.messages(pos, data_end)
+        try:
+            pos = self.messages(pos, data_end)
+        except CorruptFile as exc:
+            if data_end + 2 <= self.size or "truncated" in exc.problem:
+                raise
+            # The header declares more data than the file holds, and what follows the real data
+            # (its checksum) was read as messages: name the header as the cause, not those bytes.
+            raise self.corrupt(
+                f"file ends before the data size its header declares ({data_size:,} bytes declared, "
+                f"{max(self.size - pos - 2, 0):,} present): a truncated file or a damaged header",
+                self.size,
+            ) from exc
         self.need(pos, 2, "the file checksum")
         (file_crc,) = struct.unpack_from("<H", data, pos)
         if file_crc != crc16(memoryview(data)[start:pos]):

@@ -7,7 +7,7 @@ or other readers; they raise `InputFileError` subclasses naming the file and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +24,9 @@ class ReadContext:
 
     participant_id: str
     time_zone: str  # IANA name from participants.csv
+    # The file's bytes when the caller has already read them (small files), else None. A reader
+    # may decode these instead of opening the file again; most readers stream from the path.
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -35,10 +35,12 @@ READERS: tuple[Reader, ...] = (
 )
 
 
-def detect_reader(path: Path) -> Reader:
-    """The reader for `path`, or UnrecognisedFormat naming the file."""
-    with open(path, "rb") as handle:
-        head = handle.read(HEAD_BYTES)
+def detect_reader(path: Path, head: bytes | None = None) -> Reader:
+    """The reader for `path`, or UnrecognisedFormat naming the file. `head`: the file's first
+    HEAD_BYTES when the caller has already read them."""
+    if head is None:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
     if not head:
         raise UnrecognisedFormat(path, "the file is empty")
     for reader in READERS:

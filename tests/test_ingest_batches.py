@@ -1,0 +1,104 @@
+"""Ingest in batches: a batch gives the same lake as files ingested one by one, and a batch's
+originals reach raw/ together, durably, only when the batch commits (never half-written)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline import ingest, lake
+from pipeline.config import Settings
+from pipeline.errors import StorageError
+from pipeline.ingest import ingest_inbox
+from pipeline.registry import read_participants
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def sample_folder(root: Path, participants: tuple[str, ...] = ("P001", "P002", "P003")) -> Settings:
+    """Part of the committed sample cohort: FIT and CSV exports, participants in three time zones."""
+    root.mkdir(parents=True)
+    shutil.copy2(SAMPLE / "participants.csv", root / "participants.csv")
+    for participant_id in participants:
+        shutil.copytree(SAMPLE / "inbox" / participant_id, root / "inbox" / participant_id)
+    return Settings.for_folder(root)
+
+
+def visible_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+
+def lake_rows(settings: Settings) -> dict[str, pl.DataFrame]:
+    """The lake's content, whatever the batches: intervals, daily totals, manifest, originals."""
+    def read(folder: Path) -> pl.DataFrame:
+        frame = pl.read_parquet(sorted(folder.rglob("batch-*.parquet")), hive_partitioning=False)
+        return frame.sort(pl.all())
+
+    manifest = pl.read_parquet(settings.data.manifest).drop("batch_id")
+    originals = sorted(p.name for p in settings.data.raw.rglob("*") if p.is_file())
+    return {
+        "intervals": read(settings.data.intervals_dir),
+        "totals": read(settings.data.lake / "device_daily_totals"),
+        "manifest": manifest.sort(pl.all()),
+        "raw": pl.DataFrame({"sha256": originals}),
+    }
+
+
+def hidden_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*") if p.is_file()] if folder.exists() else []
+
+
+def test_one_batch_gives_the_lake_of_files_ingested_one_by_one(tmp_path):
+    together = sample_folder(tmp_path / "together")
+    one_by_one = sample_folder(tmp_path / "one_by_one")
+    participants = read_participants(together.data.participants_csv)
+    assert len({p.time_zone for p in participants}) == 3  # one batch mixes time zones
+    first = ingest_inbox(together.data, participants, now=NOW, batch_size=10_000)
+    second = ingest_inbox(one_by_one.data, participants, now=NOW, batch_size=1)
+    assert (first.ingested, first.quarantined, first.rows) == (second.ingested, second.quarantined, second.rows)
+    assert first.ingested > 20 and first.rows > 0
+    expected, actual = lake_rows(one_by_one), lake_rows(together)
+    for name in expected:
+        assert actual[name].equals(expected[name]), name
+    for path in together.data.raw.rglob("*"):
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+
+
+def test_originals_of_a_batch_are_not_visible_before_it_commits(tmp_path, monkeypatch):
+    settings = sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    seen_at_commit = []
+
+    def failing_commit(pairs, created=()):
+        seen_at_commit.append((len(pairs), visible_files(settings.data.raw)))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ingest, "replace_all_atomically", failing_commit)
+    with pytest.raises(StorageError, match="cannot store a copy of the inbox file"):
+        ingest_inbox(settings.data, participants, now=NOW, batch_size=20)
+    (written, visible), = seen_at_commit
+    assert written == 20 and visible == []  # all written under hidden names, none renamed yet
+    assert visible_files(settings.data.raw) == []
+    assert hidden_files(settings.data.raw) == []  # the temporaries are removed after the failure
+    assert not settings.data.manifest.exists()
+
+
+def test_batch_commit_without_syncfs_fsyncs_each_file_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(lake, "_sync_filesystems", lambda folders: False)
+    synced = []
+    real_fsync = lake.os.fsync
+    monkeypatch.setattr(lake.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    settings = sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    report = ingest_inbox(settings.data, participants, now=NOW)
+    originals = [p for p in settings.data.raw.rglob("*") if p.is_file()]
+    assert len(originals) == report.ingested and len(synced) > len(originals)
+    assert hidden_files(settings.data.raw) == [] and hidden_files(settings.data.lake) == []
