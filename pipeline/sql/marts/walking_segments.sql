@@ -3,10 +3,8 @@
 -- A segment belongs to the local day of its first minute. Minutes without data are non-walking.
 -- Units: minutes.
 with walking_minutes as (
-    select m.participant_id, m.minute_utc, m.local_date
-    from minute_steps as m
-    cross join definitions as d
-    where m.steps >= d.walking_cadence_steps_min
+    -- minutes with cadence >= walking_cadence_steps_min (pipeline/sql/derived/walking_minutes.sql)
+    select participant_id, minute_utc, local_date from derived_walking_minutes
 ),
 
 marked as (
