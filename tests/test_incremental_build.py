@@ -238,3 +238,31 @@ def test_an_old_build_stays_while_a_reader_holds_its_warehouse(nights, tmp_path)
     remove_unused_builds(root, keep=current_build(root, copy / "warehouse.duckdb"))
     assert not old.exists()
     assert [p.name for p in root.iterdir()] == [current_build(root, copy / "warehouse.duckdb").name]
+
+
+def _cohort_generator():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cohort_generator.py"
+    spec = importlib.util.spec_from_file_location("cohort_generator", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nightly_fit_monitoring_days_across_a_month_edge_and_a_dst_night(tmp_path):
+    """The benchmark's cohort (FIT monitoring day files with cumulative counters, one Fitbit
+    user): a week up to the night the clocks go forward in Europe, then one new day per
+    participant per night into April; each night equals a build from scratch."""
+    gen = _cohort_generator()
+    data = tmp_path / "data"
+    start = date(2024, 3, 26)
+    gen.generate(data, 3, 5, fitbit_share=0.34, start=start, workers=1)
+    assert _run(data, "2024-03-31")["mode"] == "full"
+    for night in range(1, 4):
+        gen.add_day(data, workers=1)
+        as_of = (start + timedelta(days=5 + night)).isoformat()
+        state = _run(data, as_of)
+        assert state["mode"] == "incremental" and state["recomputed_participants"] == 0
+        _assert_same_as_from_scratch(data, tmp_path, as_of)
