@@ -195,7 +195,7 @@ def remove_unused_builds(root: Path, keep: Path | None) -> list[Path]:
         if not folder.is_dir() or folder == keep:
             continue
         name = folder.name
-        unfinished = name.startswith(".build-") or name == ".spill"
+        unfinished = name.startswith(".build-")
         if unfinished or (name.startswith("build-") and not _held_open(_warehouse_link(folder))):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)

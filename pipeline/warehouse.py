@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -117,6 +118,10 @@ def input_frames(
             "source_priority": priority, "run_info": run_info}
 
 
+def _spill_folder(settings: Settings) -> Path:
+    return settings.data.lake / "derived" / ".spill"
+
+
 def _configure(con: duckdb.DuckDBPyConnection, spill: Path) -> None:
     con.execute("set TimeZone = 'UTC'")  # never the machine's zone: see engineering notes
     con.execute("set memory_limit = ?", [DUCKDB_MEMORY_LIMIT])
@@ -129,7 +134,7 @@ def _derive(settings: Settings, frames: dict[str, pl.DataFrame], target: Path, n
     folder)."""
     con = duckdb.connect()
     try:
-        _configure(con, settings.data.lake / "derived" / ".spill")
+        _configure(con, _spill_folder(settings))
         for name in ("registry_participants", "definitions", "source_priority"):
             _create_from_frame(con, name, frames[name], temporary=True)
         sql = (SQL_DIR / "staging/stg_participants.sql").read_text()
@@ -200,11 +205,12 @@ def build_warehouse(
     try:
         for path in leftovers:
             path.unlink(missing_ok=True)
+        shutil.rmtree(_spill_folder(settings), ignore_errors=True)  # DuckDB's spill files of a killed run
         frames = input_frames(settings, participants, plan_rows, report_dates(participants, as_of, now), now)
         derived = _derive(settings, frames, target, now)
         con = duckdb.connect(str(building))
         try:
-            _configure(con, settings.data.lake / "derived" / ".spill")
+            _configure(con, _spill_folder(settings))
             _register_inputs(con, settings, frames, derived)
             _create_views(con, derived)
             for table, model in MODELS:
