@@ -267,3 +267,24 @@ def test_nightly_fit_monitoring_days_across_a_month_edge_and_a_dst_night(tmp_pat
         state = _run(data, as_of)
         assert state["mode"] == "incremental" and state["recomputed_participants"] == 0
         _assert_same_as_from_scratch(data, tmp_path, as_of)
+
+
+def test_a_lake_file_rewritten_in_place_recomputes_its_participant(tmp_path):
+    """Lake batch files are never rewritten by the pipeline, but if one is (or disappears), the
+    build notices by size and modification time and recomputes that participant in full."""
+    from pipeline.registry import Participant
+    from tests.warehouse_helpers import build, worn_day
+
+    people = [Participant("p1", "c1", "Europe/London", date(2024, 3, 25)),
+              Participant("p2", "c1", "Europe/London", date(2024, 3, 25))]
+    rows = worn_day("p1", date(2024, 3, 30), "Europe/London", walk=[(10, 0, 12)])
+    other = worn_day("p2", date(2024, 3, 31), "Europe/London", walk=[(9, 0, 20)])
+    build(tmp_path, people, rows + other, date(2024, 4, 2)).close()
+    changed = worn_day("p1", date(2024, 3, 31), "Europe/London", walk=[(11, 0, 30)])
+    build(tmp_path, people, changed + other, date(2024, 4, 2)).close()  # the same batch file, new rows
+    state = _state(tmp_path)
+    assert (state["mode"], state["recomputed_participants"]) == ("incremental", 2)
+    build(tmp_path / "scratch", people, changed + other, date(2024, 4, 2)).close()
+    assert _state(tmp_path / "scratch")["mode"] == "full"
+    assert h.warehouse_snapshot(tmp_path / "warehouse.duckdb") == h.warehouse_snapshot(
+        tmp_path / "scratch" / "warehouse.duckdb")
