@@ -5,8 +5,19 @@
 -- highest-priority source (then the device with more steps); sources are never added.
 -- Units: steps (steps in the minute = cadence, steps/min).
 with intervals as (
-    select * from stg_step_intervals
+    -- instants as microseconds since the epoch: whole-minute arithmetic on integers, not on
+    -- time-zone-aware timestamps (the same values, several times faster)
+    select *, epoch_us(start_utc) as start_us, epoch_us(end_utc) as end_us
+    from stg_step_intervals
     where not is_coarse
+),
+
+minute_span as (
+    select
+        *,
+        start_us - ((start_us % 60000000) + 60000000) % 60000000 as first_minute_us,
+        (end_us - 1) - (((end_us - 1) % 60000000) + 60000000) % 60000000 as last_minute_us
+    from intervals
 ),
 
 spread as (
@@ -15,20 +26,21 @@ spread as (
         i.source,
         i.device,
         i.priority_rank,
-        m.minute_utc,
+        to_timestamp(m.minute_us // 1000000) as minute_utc,
         case
-            when i.end_utc = i.start_utc then i.steps
+            when i.end_us = i.start_us then i.steps
+            -- seconds of overlap / seconds of the interval
             else i.steps
-                * epoch(least(i.end_utc, m.minute_utc + interval 1 minute) - greatest(i.start_utc, m.minute_utc))
-                / epoch(i.end_utc - i.start_utc)
+                * ((least(i.end_us, m.minute_us + 60000000) - greatest(i.start_us, m.minute_us)) / 1000000)
+                / ((i.end_us - i.start_us) / 1000000)
         end as steps
-    from intervals as i,
+    from minute_span as i,
         lateral (
-            select unnest(generate_series(
-                date_trunc('minute', i.start_utc),
-                greatest(date_trunc('minute', i.start_utc), i.end_utc - interval 1 microsecond),
-                interval 1 minute
-            )) as minute_utc
+            select unnest(range(
+                i.first_minute_us,
+                greatest(i.first_minute_us, i.last_minute_us) + 1,
+                60000000
+            )) as minute_us
         ) as m
 ),
 
