@@ -122,11 +122,12 @@ def _spill_folder(settings: Settings) -> Path:
     return settings.data.lake / "derived" / ".spill"
 
 
-def _configure(con: duckdb.DuckDBPyConnection, spill: Path) -> None:
+def _configure(con: duckdb.DuckDBPyConnection, spill: Path, *, keep_order: bool) -> None:
     con.execute("set TimeZone = 'UTC'")  # never the machine's zone: see engineering notes
     con.execute("set memory_limit = ?", [DUCKDB_MEMORY_LIMIT])
     con.execute("set temp_directory = ?", [str(spill)])
-    con.execute("set preserve_insertion_order = false")  # every model orders what it needs itself
+    if not keep_order:  # the derived rows: each file is written in its own order
+        con.execute("set preserve_insertion_order = false")
 
 
 def _derive(settings: Settings, frames: dict[str, pl.DataFrame], target: Path, now: datetime) -> DerivedBuild:
@@ -134,7 +135,7 @@ def _derive(settings: Settings, frames: dict[str, pl.DataFrame], target: Path, n
     folder)."""
     con = duckdb.connect()
     try:
-        _configure(con, _spill_folder(settings))
+        _configure(con, _spill_folder(settings), keep_order=False)
         for name in ("registry_participants", "definitions", "source_priority"):
             _create_from_frame(con, name, frames[name], temporary=True)
         sql = (SQL_DIR / "staging/stg_participants.sql").read_text()
@@ -210,7 +211,7 @@ def build_warehouse(
         derived = _derive(settings, frames, target, now)
         con = duckdb.connect(str(building))
         try:
-            _configure(con, _spill_folder(settings))
+            _configure(con, _spill_folder(settings), keep_order=True)  # the marts are stored in their order
             _register_inputs(con, settings, frames, derived)
             _create_views(con, derived)
             for table, model in MODELS:
