@@ -327,44 +327,40 @@ def profile_phases(data: Path, as_of: date, scratch: Path, participants: int, to
     stats(profile, f"ingest_inbox, {report.ingested} files of {len(chosen)} participants "
                    f"({seconds / max(report.ingested, 1) * 1000:.1f} ms/file)", seconds)
 
-    # 2. warehouse, model by model (the loop of build_warehouse, timed; scratch database)
+    # 2. warehouse, statement by statement: a build from scratch on a copy of the lake (no previous
+    #    derived build), then a build with nothing new; every DuckDB statement timed
     settings = Settings.for_folder(data)
     participants_all = read_participants(settings.data.participants_csv)
     plan_rows = read_plan_rows(settings.data.prescriptions_csv, participants_all)
-    db = scratch / "model_timings.duckdb"
-    db.unlink(missing_ok=True)
-    con = duckdb.connect(str(db))
-    out.write("\n--- warehouse build, model by model (same SQL as build_warehouse, scratch database; peak = this "
-              "process's peak RSS after the step)\n")
-    import resource
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        mark = time.perf_counter()
-        from datetime import UTC, datetime
+    copy = scratch / "warehouse_from_scratch"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(data / "lake", copy / "lake", ignore=shutil.ignore_patterns("derived"))
+    shutil.copy2(data / "participants.csv", copy / "participants.csv")
+    copy_settings = Settings.for_folder(copy)
+    timings: dict[str, float] = {}
+    original_execute = duckdb.DuckDBPyConnection.execute
 
-        wh._register_inputs(con, settings, participants_all, plan_rows,
-                            wh.report_dates(participants_all, as_of, datetime.now(UTC)), datetime.now(UTC))
-        def peak() -> float:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def timed_execute(self, query, *args, **kwargs):  # noqa: ANN001 - a timing shim for this profile only
+        began_statement = time.perf_counter()
+        try:
+            return original_execute(self, query, *args, **kwargs)
+        finally:
+            key = " ".join(str(query).split())[:90]
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - began_statement
 
-        timings = [("inputs (lake Parquet -> tables)", time.perf_counter() - mark, peak())]
-        for table, model in wh.MODELS:
-            mark = time.perf_counter()
-            con.execute(f'create or replace table "{table}" as {(wh.SQL_DIR / model).read_text()}')
-            rows = con.sql(f'select count(*) from "{table}"').fetchall()[0][0]
-            timings.append((f"{table} ({rows:,} rows)", time.perf_counter() - mark, peak()))
+    for label in ("from scratch", "nothing new"):
+        timings.clear()
+        duckdb.DuckDBPyConnection.execute = timed_execute
         mark = time.perf_counter()
-        for table in wh.INTERMEDIATE_TABLES:
-            con.execute(f'drop table if exists "{table}"')
-        con.execute("checkpoint")
-        timings.append(("drop intermediates + checkpoint", time.perf_counter() - mark, peak()))
-    finally:
-        con.close()
-    db.unlink(missing_ok=True)
-    total = sum(t for _, t, _ in timings)
-    for name, seconds, peak_mb in timings:
-        out.write(f"  {name:<48} {seconds:8.2f} s  {seconds / total * 100:5.1f}%   peak {peak_mb:7.0f} MB\n")
-    out.write(f"  {'total':<48} {total:8.2f} s\n")
+        try:
+            wh.build_warehouse(copy_settings, participants_all, plan_rows, as_of=as_of)
+        finally:
+            duckdb.DuckDBPyConnection.execute = original_execute
+        seconds = time.perf_counter() - mark
+        out.write(f"\n--- warehouse build {label}: {seconds:.2f} s; slowest statements\n")
+        for key, spent in sorted(timings.items(), key=lambda item: -item[1])[:top]:
+            out.write(f"  {spent:8.2f} s  {key}\n")
+    shutil.rmtree(copy, ignore_errors=True)
 
     # 3. reports
     warehouse = settings.data.warehouse

@@ -1,15 +1,23 @@
 """Build warehouse.duckdb from the lake: SQL models in pipeline/sql, run in data-flow order.
 
-The new database is written beside the old one (warehouse.duckdb.building), closed, and renamed
-over it: analysts with the old file open keep a consistent snapshot and are never blocked.
+First the derived rows (pipeline/derived.py, models in pipeline/sql/derived) are brought up to date
+in a new build folder under DIR/lake/derived/, recomputing only the local days whose lake input
+changed. Then the new database is written beside the old one (warehouse.duckdb.building) from
+those rows, closed, and renamed over it: analysts with the old file open keep a consistent snapshot
+(the old build folder stays until no one holds the old file) and are never blocked.
+step_intervals and minute_steps are views over the build's Parquet files (hundreds of millions of
+rows a year: copying them into every night's database would cost as much as the history); the
+other tables are small and rebuilt every run from the derived per-day rows.
 Inputs from Python (registry, prescription, settings) are registered as Arrow tables; the SQL
-never has a value spliced into it.
+never has a value spliced into it (only our own folder names, as literals, where DuckDB cannot bind
+a parameter: view definitions and COPY targets).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,6 +26,7 @@ import duckdb
 import polars as pl
 
 from pipeline.config import Settings
+from pipeline.derived import DERIVED_TABLES, DerivedBuild, link_warehouse, refresh_derived, sql_literal
 from pipeline.errors import StorageError
 from pipeline.lake import batch_files, fsync_dir
 from pipeline.prescription import prescription_weeks
@@ -26,12 +35,10 @@ from pipeline.schema import DAILY_TOTAL_COLUMNS, step_intervals_polars_schema
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
-# (table, model file) in the order the data flows. Staging renames and casts; marts compute.
+# (table, model file) in the order the data flows. Staging renames and casts; marts compute. The
+# heavy models (staging/stg_step_intervals.sql, derived/*.sql) run in pipeline/derived.py.
 MODELS: tuple[tuple[str, str], ...] = (
     ("participants", "staging/stg_participants.sql"),
-    ("stg_step_intervals", "staging/stg_step_intervals.sql"),
-    ("step_intervals", "marts/step_intervals.sql"),
-    ("minute_steps", "marts/minute_steps.sql"),
     ("walking_segments", "marts/walking_segments.sql"),
     ("daily_activity", "marts/daily_activity.sql"),
     ("weekly_activity", "marts/weekly_activity.sql"),
@@ -39,8 +46,21 @@ MODELS: tuple[tuple[str, str], ...] = (
     ("daily_crosscheck", "marts/daily_crosscheck.sql"),
 )
 
+# Views over the derived Parquet files of the build: (view, model file, derived table). In the
+# model, `derived_<table>` stands for the build's files of that table.
+VIEWS: tuple[tuple[str, str, str], ...] = (
+    ("step_intervals", "marts/step_intervals.sql", "intervals"),
+    ("minute_steps", "marts/minute_steps.sql", "minute_steps"),
+)
+
+# Derived tables the marts read during the build (temporary: analysts see the marts).
+MART_INPUTS = ("walking_minutes", "day_facts", "day_sources")
+
 # Build inputs dropped once the marts exist (analysts see the marts and the settings tables).
-INTERMEDIATE_TABLES = ("lake_step_intervals", "lake_device_daily_totals", "registry_participants", "stg_step_intervals")
+INTERMEDIATE_TABLES = ("lake_device_daily_totals", "registry_participants")
+
+# DuckDB resources: memory is bounded (it spills to DIR/lake/derived/.spill beyond the limit).
+DUCKDB_MEMORY_LIMIT = "1500MB"
 
 
 def report_dates(participants: list[Participant], as_of: date | None, now: datetime) -> dict[str, date]:
@@ -57,14 +77,14 @@ def programme_week_of(day: date, programme_start: date) -> int:
     return (day - programme_start).days // 7 + 1
 
 
-def _register_inputs(
-    con: duckdb.DuckDBPyConnection,
+def input_frames(
     settings: Settings,
     participants: list[Participant],
     plan_rows: list[PlanRow],
     dates: dict[str, date],
     built_at: datetime,
-) -> None:
+) -> dict[str, pl.DataFrame]:
+    """The inputs that come from Python (registry, prescription, settings), as frames."""
     registry = pl.DataFrame(
         {
             "participant_id": [p.participant_id for p in participants],
@@ -94,24 +114,72 @@ def _register_inputs(
          "definitions_version": [settings.definitions.version], "built_at": [built_at]},
         schema={"report_date": pl.Date, "definitions_version": pl.String, "built_at": pl.Datetime("us", "UTC")},
     )
-    for name, frame in (
-        ("registry_participants", registry),
-        ("prescription_weeks", prescribed),
-        ("definitions", definitions),
-        ("source_priority", priority),
-        ("run_info", run_info),
-    ):
-        _create_from_frame(con, name, frame)
-    _create_from_parquet(con, "lake_step_intervals", batch_files(settings.data.intervals_dir), step_intervals_polars_schema())
+    return {"registry_participants": registry, "prescription_weeks": prescribed, "definitions": definitions,
+            "source_priority": priority, "run_info": run_info}
+
+
+def _spill_folder(settings: Settings) -> Path:
+    return settings.data.lake / "derived" / ".spill"
+
+
+def _configure(con: duckdb.DuckDBPyConnection, spill: Path, *, keep_order: bool) -> None:
+    con.execute("set TimeZone = 'UTC'")  # never the machine's zone: see engineering notes
+    con.execute("set memory_limit = ?", [DUCKDB_MEMORY_LIMIT])
+    con.execute("set temp_directory = ?", [str(spill)])
+    if not keep_order:  # the derived rows: each file is written in its own order
+        con.execute("set preserve_insertion_order = false")
+
+
+def _derive(settings: Settings, frames: dict[str, pl.DataFrame], target: Path, now: datetime) -> DerivedBuild:
+    """Bring the derived rows up to date (a scratch in-memory database; spills inside the data
+    folder)."""
+    con = duckdb.connect()
+    try:
+        _configure(con, _spill_folder(settings), keep_order=False)
+        for name in ("registry_participants", "definitions", "source_priority"):
+            _create_from_frame(con, name, frames[name], temporary=True)
+        sql = (SQL_DIR / "staging/stg_participants.sql").read_text()
+        con.execute(f"create temp table participants as {sql}")
+        _create_from_frame(con, "empty_lake_rows", pl.DataFrame(schema=step_intervals_polars_schema()), temporary=True)
+        return refresh_derived(con, settings.data.lake, target, frames, now=now)
+    finally:
+        con.close()
+
+
+def _register_inputs(con: duckdb.DuckDBPyConnection, settings: Settings, frames: dict[str, pl.DataFrame],
+                     derived: DerivedBuild) -> None:
+    for name, frame in frames.items():
+        _create_from_frame(con, name, frame, temporary=name == "registry_participants")
     totals_schema = {"participant_id": pl.String, **DAILY_TOTAL_COLUMNS, "file_sha256": pl.String,
                      "ingested_at": pl.Datetime("us", "UTC")}
     _create_from_parquet(con, "lake_device_daily_totals", batch_files(settings.data.lake / "device_daily_totals"),
                          pl.Schema(totals_schema))
+    for table in MART_INPUTS:
+        con.execute(f'create temp table "derived_{table}" as '  # names from our own list
+                    "select * from read_parquet(?, hive_partitioning = false)", [[str(f) for f in derived.files(table)]])
 
 
-def _create_from_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+def _create_views(con: duckdb.DuckDBPyConnection, derived: DerivedBuild) -> None:
+    """step_intervals and minute_steps: views naming the build's files (a view cannot take a bound
+    parameter; the literal is our own folder, quoted)."""
+    for table, model, derived_table in VIEWS:
+        assert derived_table in DERIVED_TABLES
+        lines = [line for line in (SQL_DIR / model).read_text().splitlines() if not line.lstrip().startswith("--")]
+        select = "\n".join(lines)
+        placeholder = f"from derived_{derived_table}"
+        assert select.count(placeholder) == 1, model
+        source = f"from read_parquet({sql_literal(derived.glob(derived_table))}, hive_partitioning = false)"
+        sql = select.replace(placeholder, source)
+        con.execute(f'create view "{table}" as {sql}')
+
+
+def _create_from_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame, *,
+                       temporary: bool = False) -> None:
     con.register("_frame", frame.to_arrow())
-    con.execute(f'create table "{name}" as select * from _frame')  # name from our own list, never user input
+    if temporary:
+        con.execute(f'create temp table "{name}" as select * from _frame')  # name from our own list
+    else:
+        con.execute(f'create table "{name}" as select * from _frame')  # name from our own list, never user input
     con.unregister("_frame")
 
 
@@ -138,10 +206,14 @@ def build_warehouse(
     try:
         for path in leftovers:
             path.unlink(missing_ok=True)
+        shutil.rmtree(_spill_folder(settings), ignore_errors=True)  # DuckDB's spill files of a killed run
+        frames = input_frames(settings, participants, plan_rows, report_dates(participants, as_of, now), now)
+        derived = _derive(settings, frames, target, now)
         con = duckdb.connect(str(building))
         try:
-            con.execute("set TimeZone = 'UTC'")  # never the machine's zone: see engineering notes
-            _register_inputs(con, settings, participants, plan_rows, report_dates(participants, as_of, now), now)
+            _configure(con, _spill_folder(settings), keep_order=True)  # the marts are stored in their order
+            _register_inputs(con, settings, frames, derived)
+            _create_views(con, derived)
             for table, model in MODELS:
                 sql = (SQL_DIR / model).read_text()
                 con.execute(f'create or replace table "{table}" as {sql}')
@@ -152,9 +224,10 @@ def build_warehouse(
             con.close()
         with open(building, "rb+") as handle:
             os.fsync(handle.fileno())
+        link_warehouse(derived, building)
         os.replace(building, target)
         fsync_dir(target.parent)
-    except BaseException as exc:  # the old warehouse stays in place, untouched
+    except BaseException as exc:  # the old warehouse (and the build folder it reads) stays in place, untouched
         for path in leftovers:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
@@ -165,11 +238,11 @@ def build_warehouse(
 
 
 def _is_storage_failure(exc: BaseException) -> bool:
-    """Disk full or no permission, however DuckDB reports it (an IOException, or a failed commit
-    of the write-ahead log)."""
+    """Disk full or no permission, however DuckDB reports it (an IOException, a failed commit
+    of the write-ahead log, or a failed checkpoint)."""
     if isinstance(exc, (OSError, duckdb.IOException)):
         return True
-    return isinstance(exc, duckdb.TransactionException) and "Could not write" in str(exc)
+    return isinstance(exc, (duckdb.TransactionException, duckdb.FatalException)) and "Could not write" in str(exc)
 
 
 def read_report_date(warehouse: Path) -> date:

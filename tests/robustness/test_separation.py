@@ -184,7 +184,10 @@ SQL_CALLS = {"execute", "executemany", "sql", "query", "read_csv", "from_query"}
 ALLOWED_INTERPOLATIONS = {
     ("pipeline/warehouse.py", "name"),  # table names of _register_inputs' own list
     ("pipeline/warehouse.py", "table"),  # MODELS / INTERMEDIATE_TABLES
-    ("pipeline/warehouse.py", "sql"),  # the model's .sql file
+    ("pipeline/warehouse.py", "sql"),  # the model's .sql file (a view: with its build folder, quoted)
+    ("pipeline/derived.py", "table"),  # DERIVED_MODELS / the derived module's own temporary tables
+    ("pipeline/derived.py", "sql"),  # the model's .sql file or a constant query
+    ("pipeline/derived.py", "target"),  # a COPY target: our own file path, quoted by sql_literal
     ("pipeline/reports/synthetic.py", "table"),  # the reports' own synthetic contract tables
     ("pipeline/reports/synthetic.py", "columns"),
 }

@@ -13,89 +13,14 @@ with calendar as (
     where p.programme_start <= p.report_date
 ),
 
-minute_days as (
-    select
-        m.participant_id,
-        m.local_date,
-        count(*) as minute_rows,
-        sum(m.steps) as minute_steps,
-        min(m.priority_rank) as top_minute_rank,
-        count(distinct case when m.steps > 0 then date_trunc('hour', m.minute_utc at time zone p.time_zone) end)
-            as worn_hours,
-        count(*) filter (where m.steps >= d.walking_cadence_steps_min) as walking_minutes_all,
-        count(*) filter (where m.steps >= d.moderate_cadence_steps_min) as moderate_minutes,
-        count(*) filter (where m.steps >= d.vigorous_cadence_steps_min) as vigorous_minutes,
-        list(distinct m.source) as minute_sources
-    from minute_steps as m
-    join participants as p using (participant_id)
-    cross join definitions as d
-    group by m.participant_id, m.local_date
-),
-
-top_minutes as (
-    select participant_id, local_date, steps
-    from minute_steps
-    qualify row_number() over (partition by participant_id, local_date order by steps desc) <= 30
-),
-
-peak_minutes as (
-    -- minutes without data count as 0, hence the division by 30 rather than an average
-    select t.participant_id, t.local_date, sum(t.steps) / any_value(d.peak_cadence_minutes) as top30_cadence
-    from top_minutes as t
-    cross join definitions as d
-    group by t.participant_id, t.local_date
-),
-
-coarse_days as (
-    -- every local day a coarse interval touches
-    select
-        c.participant_id,
-        cast(touched.local_date as date) as local_date,
-        c.source,
-        c.priority_rank,
-        c.steps,
-        c.local_date = cast(touched.local_date as date) as starts_this_day
-    from stg_step_intervals as c
-    join participants as p using (participant_id),
-        lateral (
-            select unnest(generate_series(
-                c.local_date,
-                greatest(c.local_date, cast((c.end_utc - interval 1 microsecond) at time zone p.time_zone as date)),
-                interval 1 day
-            )) as local_date
-        ) as touched
-    where c.is_coarse
-),
-
-coarse_summary as (
-    select participant_id, local_date, min(priority_rank) as top_coarse_rank
-    from coarse_days
-    group by participant_id, local_date
-),
-
-day_source as (
-    -- the day's highest-priority source, over minute and coarse data
-    select
-        cal.participant_id,
-        cal.local_date,
-        least(coalesce(md.top_minute_rank, 999), coalesce(cs.top_coarse_rank, 999)) as top_rank
-    from calendar as cal
-    left join minute_days as md using (participant_id, local_date)
-    left join coarse_summary as cs using (participant_id, local_date)
-),
-
-coarse_counted as (
-    -- coarse intervals that start this day and belong to the day's highest-priority source
-    select cd.participant_id, cd.local_date, sum(cd.steps) as coarse_steps, list(distinct cd.source) as coarse_sources
-    from coarse_days as cd
-    join day_source as ds using (participant_id, local_date)
-    where cd.starts_this_day and cd.priority_rank = ds.top_rank
-    group by cd.participant_id, cd.local_date
+facts as (
+    -- the day's own facts (pipeline/sql/derived/day_facts.sql), kept per day between runs
+    select * from derived_day_facts
 ),
 
 adjusted_days as (
     select participant_id, local_date, bool_or(clock_adjusted) as clock_adjusted
-    from stg_step_intervals
+    from derived_day_sources
     group by participant_id, local_date
 ),
 
@@ -111,25 +36,22 @@ combined as (
         cal.participant_id,
         cal.local_date,
         cal.programme_start,
-        (md.minute_rows is not null or cs.top_coarse_rank is not null) as has_data,
-        coalesce(md.minute_rows, 0) > 0 as has_minutes,
-        cs.top_coarse_rank is not null as touched_by_coarse,
-        coalesce(md.minute_steps, 0) + coalesce(cc.coarse_steps, 0) as raw_steps,
-        md.worn_hours,
-        md.walking_minutes_all,
-        md.moderate_minutes,
-        md.vigorous_minutes,
+        (f.minute_rows is not null or f.top_coarse_rank is not null) as has_data,
+        coalesce(f.minute_rows, 0) > 0 as has_minutes,
+        f.top_coarse_rank is not null as touched_by_coarse,
+        coalesce(f.minute_steps, 0) + coalesce(f.coarse_steps, 0) as raw_steps,
+        f.worn_hours,
+        f.walking_minutes_all,
+        f.moderate_minutes,
+        f.vigorous_minutes,
         bd.bout_minutes,
-        pm.top30_cadence,
+        f.top30_cadence,
         coalesce(ad.clock_adjusted, false) as clock_adjusted,
-        list_sort(list_distinct(list_concat(coalesce(md.minute_sources, []), coalesce(cc.coarse_sources, []))))
+        list_sort(list_distinct(list_concat(coalesce(f.minute_sources, []), coalesce(f.coarse_sources, []))))
             as sources
     from calendar as cal
-    left join minute_days as md using (participant_id, local_date)
-    left join coarse_summary as cs using (participant_id, local_date)
-    left join coarse_counted as cc using (participant_id, local_date)
+    left join facts as f using (participant_id, local_date)
     left join bout_days as bd using (participant_id, local_date)
-    left join peak_minutes as pm using (participant_id, local_date)
     left join adjusted_days as ad using (participant_id, local_date)
 ),
 

@@ -10,8 +10,9 @@ with device_totals as (
 ),
 
 computed as (
+    -- steps of that source's intervals per local day (pipeline/sql/derived/day_sources.sql)
     select participant_id, local_date, source, sum(steps) as computed_steps
-    from stg_step_intervals
+    from derived_day_sources
     group by participant_id, local_date, source
 ),
 

@@ -3,30 +3,29 @@
 -- A segment belongs to the local day of its first minute. Minutes without data are non-walking.
 -- Units: minutes.
 with walking_minutes as (
-    select m.participant_id, m.minute_utc, m.local_date
-    from minute_steps as m
-    cross join definitions as d
-    where m.steps >= d.walking_cadence_steps_min
+    -- minutes with cadence >= walking_cadence_steps_min (pipeline/sql/derived/walking_minutes.sql)
+    -- minute_us: the minute as microseconds since the epoch (integer arithmetic, not time-zone-aware)
+    select participant_id, minute_utc, local_date, epoch_us(minute_utc) as minute_us from derived_walking_minutes
 ),
 
 marked as (
     select
         w.*,
         case
-            when lag(w.minute_utc) over by_time is null then 1
-            when w.minute_utc - lag(w.minute_utc) over by_time > to_minutes(d.bout_max_gap_minutes + 1) then 1
+            when lag(w.minute_us) over by_time is null then 1
+            when w.minute_us - lag(w.minute_us) over by_time > (d.bout_max_gap_minutes + 1) * 60000000 then 1
             else 0
         end as starts_segment
     from walking_minutes as w
     cross join definitions as d
-    window by_time as (partition by w.participant_id order by w.minute_utc)
+    window by_time as (partition by w.participant_id order by w.minute_us)
 ),
 
 numbered as (
     select
         *,
         sum(starts_segment) over (
-            partition by participant_id order by minute_utc rows unbounded preceding
+            partition by participant_id order by minute_us rows unbounded preceding
         ) as segment_number
     from marked
 ),
@@ -37,9 +36,9 @@ segments as (
         segment_number,
         min(minute_utc) as first_minute_utc,
         max(minute_utc) as last_minute_utc,
-        arg_min(local_date, minute_utc) as local_date,
+        arg_min(local_date, minute_us) as local_date,
         count(*) as walking_minutes,
-        epoch(max(minute_utc) - min(minute_utc)) / 60 + 1 as span_minutes
+        ((max(minute_us) - min(minute_us)) / 1000000) / 60 + 1 as span_minutes
     from numbered
     group by participant_id, segment_number
 ),

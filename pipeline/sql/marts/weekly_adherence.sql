@@ -22,8 +22,8 @@ recent_data as (
 ),
 
 last_data as (
-    select participant_id, max(end_utc) as last_data_utc
-    from stg_step_intervals
+    select participant_id, max(last_end_utc) as last_data_utc
+    from derived_day_sources
     group by participant_id
 ),
 

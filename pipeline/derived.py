@@ -1,0 +1,544 @@
+"""Derived rows kept between runs, so that a nightly build recomputes only the days that changed.
+
+The expensive part of the warehouse (de-duplicated intervals, the minute series, per-day facts) is
+computed by the models in pipeline/sql/derived/ and kept as Parquet under DIR/lake/derived/:
+
+  build-<id>/<table>/<origin build>-<n>.parquet   the rows of one build, every file immutable
+  build-<id>/.state.json, .lake_files.parquet     what the build was computed from
+  build-<id>/.index.parquet                       per file and participant: first and last local day
+  build-<id>/.warehouse.duckdb                    hard link to the warehouse that reads this build
+
+Every row carries its participant and local day (the day of the interval, the minute or the day
+itself). A build starts from the build the current warehouse reads:
+
+* new lake batch files: the local days they can change (plan_changed_days.sql; the reach of a
+  record is the participant's longest interval) are recomputed from the lake rows those days read
+  (plan_context.sql). Files holding rows of those days are rewritten without them; every other
+  file is hard-linked unchanged into the new build's folder.
+* a lake file changed or gone, a participant added to or removed from the registry, a changed
+  time zone (local days move), or lake rows of a participant the registry does not know: that
+  participant's days are all recomputed. Programme starts, clinics, report dates and
+  prescriptions only change the marts, which are rebuilt from the derived rows every run.
+* different models or settings (or no previous build): everything is.
+
+A build folder is written hidden (.build-<id>), renamed when complete, and only then read by a new
+warehouse; the warehouse's views name that folder, so an analyst holding an old warehouse open keeps
+reading the old folder, which is deleted by a later run only when no process holds that old
+warehouse open (its hard link is probed with a non-blocking lock, the lock DuckDB readers take).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline.lake import batch_files, fsync_dir, make_dirs
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+DERIVED_FORMAT = "1"  # bump when the layout or the meaning of a derived table changes
+
+# (table, model) run in this order on the lake rows of one chunk of participants. Each table has
+# participant_id and local_date columns: the key by which rows are replaced.
+DERIVED_MODELS: tuple[tuple[str, str], ...] = (
+    ("stg_step_intervals", "staging/stg_step_intervals.sql"),
+    ("minute_steps", "derived/minute_steps.sql"),
+    ("walking_minutes", "derived/walking_minutes.sql"),
+    ("day_facts", "derived/day_facts.sql"),
+    ("day_sources", "derived/day_sources.sql"),
+)
+# The stored tables: derived table name -> the model table it keeps.
+DERIVED_TABLES: dict[str, str] = {
+    "intervals": "stg_step_intervals",
+    "minute_steps": "minute_steps",
+    "walking_minutes": "walking_minutes",
+    "day_facts": "day_facts",
+    "day_sources": "day_sources",
+}
+BUILD_NAME = re.compile(r"(build-\d{8}T\d{6}-[0-9a-f]{8})/minute_steps/")
+MARGIN_SECONDS = 3600  # slack around every day's window (DST, rounding)
+CHUNK_ROWS = 2_000_000  # lake rows computed at once (bounds memory; DuckDB spills beyond its limit)
+
+LAKE_FILES_SCHEMA = {
+    "relpath": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64, "participant_id": pl.String,
+    "min_start_utc": pl.Datetime("us", "UTC"), "max_start_utc": pl.Datetime("us", "UTC"),
+    "max_length_s": pl.Float64, "rows": pl.Int64,
+}
+INDEX_SCHEMA = {"table": pl.String, "file": pl.String, "participant_id": pl.String,
+                "min_date": pl.Date, "max_date": pl.Date}
+
+
+@dataclass
+class DerivedBuild:
+    folder: Path  # DIR/lake/derived/build-<id>
+    mode: str  # full | incremental | unchanged
+    recomputed_participants: int
+    changed_days: int
+    files_written: int
+    files_linked: int
+
+    def files(self, table: str) -> list[Path]:
+        """The build's files of a derived table (every table has at least one)."""
+        return sorted((self.folder / table).glob("*.parquet"))
+
+    def glob(self, table: str) -> str:
+        return str(self.folder / table / "*.parquet")
+
+
+@dataclass
+class _State:
+    folder: Path
+    code: str
+    zones: dict[str, str]  # participant_id -> time_zone the build used
+    lake_files: pl.DataFrame
+    index: pl.DataFrame
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def code_fingerprint(frames: dict[str, pl.DataFrame]) -> str:
+    """The models, the derived format and the settings they read: any change means a full build."""
+    digest = hashlib.sha256(DERIVED_FORMAT.encode())
+    for _, model in DERIVED_MODELS:
+        digest.update(model.encode() + (SQL_DIR / model).read_bytes())
+    for name in ("definitions", "source_priority"):
+        digest.update(name.encode() + json.dumps(frames[name].rows(), default=str).encode())
+    return digest.hexdigest()
+
+
+def registry_zones(registry: pl.DataFrame) -> dict[str, str]:
+    """Who the participants are and their zones: the only registry facts the derived rows depend
+    on (local days)."""
+    return dict(registry.select("participant_id", "time_zone").rows())
+
+
+# --------------------------------------------------------------------------- build folders
+
+
+def _warehouse_link(folder: Path) -> Path:
+    return folder / ".warehouse.duckdb"
+
+
+def current_build(root: Path, warehouse: Path) -> Path | None:
+    """The build folder the current warehouse reads: the one whose hard link is the warehouse
+    file; in a copied data folder (hard links not kept), the one its views name."""
+    if not root.exists() or not warehouse.exists():
+        return None
+    for folder in sorted(root.glob("build-*")):
+        link = _warehouse_link(folder)
+        with contextlib.suppress(OSError):
+            if link.exists() and os.path.samefile(link, warehouse):
+                return folder
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            views = con.execute("select sql from duckdb_views() where view_name = ?", ["minute_steps"]).fetchall()
+        finally:
+            con.close()
+    except duckdb.Error:
+        return None
+    names = BUILD_NAME.findall(views[0][0]) if views else []
+    folder = root / names[-1] if names else None
+    return folder if folder is not None and folder.is_dir() else None
+
+
+def _relink(folder: Path, warehouse: Path) -> None:
+    """Make the build's link the warehouse file itself again (a copied data folder has copies)."""
+    link = _warehouse_link(folder)
+    with contextlib.suppress(OSError):
+        if link.exists() and os.path.samefile(link, warehouse):
+            return
+    fresh = folder / ".warehouse.duckdb.relink"
+    fresh.unlink(missing_ok=True)
+    os.link(warehouse, fresh)
+    os.replace(fresh, link)
+    fsync_dir(folder)
+
+
+def _held_open(path: Path) -> bool:
+    """True when some process holds this warehouse file open through DuckDB (a read-only
+    connection holds a shared lock on it)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_unused_builds(root: Path, keep: Path | None) -> list[Path]:
+    """Delete build folders no warehouse reader can reach: unfinished ones (hidden), and finished
+    ones that are not `keep` and whose warehouse no process holds open. Under the run lock."""
+    removed = []
+    if not root.exists():
+        return removed
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder == keep:
+            continue
+        name = folder.name
+        unfinished = name.startswith(".build-")
+        if unfinished or (name.startswith("build-") and not _held_open(_warehouse_link(folder))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _read_state(folder: Path | None) -> _State | None:
+    if folder is None:
+        return None
+    try:
+        meta = json.loads((folder / ".state.json").read_text())
+        if meta.get("format") != DERIVED_FORMAT:
+            return None
+        return _State(folder, meta["code"], dict(meta["zones"]),
+                      pl.read_parquet(folder / ".lake_files.parquet").cast(LAKE_FILES_SCHEMA),
+                      pl.read_parquet(folder / ".index.parquet").cast(INDEX_SCHEMA))
+    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
+        return None  # no usable state: a full build
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def sql_literal(text: str) -> str:
+    """A path as a SQL string literal (for the few statements DuckDB cannot bind: COPY targets
+    and view definitions). Our own paths only, never a value from the data."""
+    if "\x00" in text or "\n" in text or "\r" in text:
+        raise ValueError(f"unsupported character in path {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+# --------------------------------------------------------------------------- the build
+
+# One local month of the rows being written (a parameter: the month).
+MONTH_ROWS = ("select * from _out where date_trunc('month', local_date) is not distinct from ? "
+              "order by participant_id, local_date")
+
+
+def _model(name: str) -> str:
+    return (SQL_DIR / name).read_text()
+
+
+def _create_temp(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list | None = None) -> None:
+    """A temporary table from a query (`table`: a name of our own; `sql`: a model or a constant)."""
+    con.execute(f'create or replace temp table "{table}" as {sql}', params or [])
+
+
+
+class _Builder:
+    def __init__(self, con: duckdb.DuckDBPyConnection, lake_dir: Path, folder: Path, build_id: str) -> None:
+        self.con = con
+        self.lake_dir = lake_dir
+        self.folder = folder
+        self.build_id = build_id
+        self.sequence = 0
+        self.written: list[tuple[str, str]] = []  # (table, file name)
+        self.linked = 0
+
+    def _next_file(self, table: str) -> Path:
+        self.sequence += 1
+        return self.folder / table / f"{self.build_id}-{self.sequence:05d}.parquet"
+
+    def compute(self, files: list[Path], *, bounds: tuple | None = None, changed_days: bool = False,
+                schema_only: bool = False) -> None:
+        """Run the derived models on the lake rows of `files` (with `bounds`: only the rows inside
+        the context windows, which lie between the two instants); keep the rows of the changed
+        days only when `changed_days`. `schema_only`: write a file even when there is no row."""
+        con = self.con
+        if not files:
+            _create_temp(con, "lake_step_intervals", "select * from empty_lake_rows")
+        elif bounds is not None:
+            _create_temp(con, "lake_step_intervals", _model("derived/context_rows.sql"),
+                         [[str(f) for f in files], *bounds])
+        else:
+            _create_temp(con, "lake_step_intervals", "select * from read_parquet(?, union_by_name = true, "
+                         "hive_partitioning = false)", [[str(f) for f in files]])
+        for table, model in DERIVED_MODELS:
+            _create_temp(con, table, _model(model))
+        for derived, table in DERIVED_TABLES.items():
+            kept = f'select * from "{table}"'
+            if changed_days:
+                kept += " semi join changed_days using (participant_id, local_date)"
+            self._write_by_month(derived, kept, schema_only=schema_only)
+
+    def _write_by_month(self, table: str, query: str, params: list | None = None, *,
+                        schema_only: bool = False) -> None:
+        """Write the rows of `query` as one file per local month (a later build rewrites only the
+        months it touches)."""
+        con = self.con
+        _create_temp(con, "_out", query, params)
+        sql = MONTH_ROWS
+        months = [row[0] for row in con.sql(
+            "select distinct date_trunc('month', local_date) from _out order by 1").fetchall()]
+        for month in months:
+            path = self._next_file(table)
+            target = sql_literal(str(path))
+            con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", [month])
+            self.written.append((table, path.name))
+        if not months and schema_only:
+            path = self._next_file(table)
+            target = sql_literal(str(path))
+            con.execute(f"copy (select * from _out limit 0) to {target} (format parquet)")
+            self.written.append((table, path.name))
+        con.execute("drop table _out")
+
+    def keep_old(self, state: _State, full: set[str]) -> None:
+        """Carry the previous build's rows into this one: files untouched by the changed days are
+        hard-linked, touched ones rewritten without the rows being replaced."""
+        con = self.con
+        index = state.index
+        con.register("_index", index.to_arrow())
+        touched = {row[0]: row[1] for row in con.sql(
+            # a file is touched when it holds rows of a participant recomputed in full, or a day
+            # range of a participant that overlaps that participant's changed days
+            """
+            select i."table", list(distinct i.file) from _index as i
+            where i.participant_id in (select participant_id from full_participants)
+               or exists (select 1 from changed_days as c
+                          where c.participant_id = i.participant_id
+                            and c.local_date between i.min_date and i.max_date)
+            group by i."table"
+            """).fetchall()}
+        con.unregister("_index")
+        for table in DERIVED_TABLES:
+            old_folder = state.folder / table
+            rewrite = set(touched.get(table, []))
+            for path in sorted(old_folder.glob("*.parquet")):
+                if path.name not in rewrite:
+                    os.link(path, self.folder / table / path.name)
+                    self.linked += 1
+            if rewrite:
+                files = [str(old_folder / name) for name in sorted(rewrite)]
+                self._write_by_month(
+                    table,
+                    "select o.* from read_parquet(?, hive_partitioning = false) as o "
+                    "anti join changed_days as c using (participant_id, local_date) "
+                    "where o.participant_id not in (select participant_id from full_participants)",
+                    [files])
+
+    def index(self, linked_from: _State | None) -> pl.DataFrame:
+        """Per file and participant, the first and last local day (which files a later build's
+        changed days touch)."""
+        frames = []
+        if linked_from is not None:
+            present = pl.DataFrame(
+                [(t, p.name) for t in DERIVED_TABLES for p in (self.folder / t).glob("*.parquet")],
+                schema={"table": pl.String, "file": pl.String}, orient="row")
+            frames.append(linked_from.index.join(present, on=["table", "file"], how="semi"))
+        for table in DERIVED_TABLES:
+            names = [name for t, name in self.written if t == table]
+            if not names:
+                continue
+            paths = [str(self.folder / table / name) for name in names]
+            rows = self.con.execute(
+                "select ?, parse_filename(filename), participant_id, min(local_date), max(local_date) "
+                "from read_parquet(?, filename = true, hive_partitioning = false) "
+                "group by filename, participant_id", [table, paths]).fetchall()
+            frames.append(pl.DataFrame(rows, schema=INDEX_SCHEMA, orient="row"))
+        if not frames:
+            return pl.DataFrame(schema=INDEX_SCHEMA)
+        return pl.concat([f.select(list(INDEX_SCHEMA)).cast(INDEX_SCHEMA) for f in frames])
+
+
+def _list_lake(intervals_dir: Path) -> pl.DataFrame:
+    rows = []
+    for path in batch_files(intervals_dir):
+        status = path.stat()
+        rows.append((path.relative_to(intervals_dir).as_posix(), status.st_size, status.st_mtime_ns))
+    return pl.DataFrame(rows, schema={"relpath": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64},
+                        orient="row")
+
+
+def _chunks(weights: dict[str, int], limit: int) -> list[list[str]]:
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    total = 0
+    for participant, weight in sorted(weights.items()):
+        if current and total + weight > limit:
+            chunks.append(current)
+            current, total = [], 0
+        current.append(participant)
+        total += weight
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def refresh_derived(
+    con: duckdb.DuckDBPyConnection,
+    lake_dir: Path,
+    warehouse: Path,
+    frames: dict[str, pl.DataFrame],
+    *,
+    now: datetime,
+) -> DerivedBuild:
+    """Bring the derived rows up to date with the lake, in a new build folder (see the module
+    docstring). `con` is a scratch connection with `participants`, `definitions` and
+    `source_priority` already created; `frames` holds the registry and settings frames."""
+    intervals_dir = lake_dir / "step_intervals"
+    root = lake_dir / "derived"
+    make_dirs(root)
+    previous = current_build(root, warehouse)
+    if previous is not None:
+        _relink(previous, warehouse)
+    remove_unused_builds(root, keep=previous)
+    state = _read_state(previous)
+    code = code_fingerprint(frames)
+    zones = registry_zones(frames["registry_participants"])
+    if state is not None and state.code != code:
+        state = None
+
+    build_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    hidden = root / f".build-{build_id}"
+    try:
+        return _build(con, intervals_dir, root, hidden, build_id, state, code, zones, now)
+    except BaseException:
+        shutil.rmtree(hidden, ignore_errors=True)  # never read: the next run would remove it anyway
+        raise
+
+
+def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidden: Path, build_id: str,
+           state: _State | None, code: str, zones: dict[str, str], now: datetime) -> DerivedBuild:
+    for table in DERIVED_TABLES:
+        (hidden / table).mkdir(parents=True)
+    builder = _Builder(con, intervals_dir.parent, hidden, build_id)
+    known_participants = set(zones)
+
+    # 1. what changed in the lake since the previous build
+    listing = _list_lake(intervals_dir)
+    old_files = state.lake_files if state is not None else pl.DataFrame(schema=LAKE_FILES_SCHEMA)
+    same = listing.join(old_files, on=["relpath", "size_bytes", "mtime_ns"], how="inner")
+    new = listing.join(old_files.select("relpath", "size_bytes", "mtime_ns"), on=["relpath", "size_bytes", "mtime_ns"],
+                       how="anti")
+    gone = old_files.join(listing.select("relpath", "size_bytes", "mtime_ns"),
+                          on=["relpath", "size_bytes", "mtime_ns"], how="anti")
+    new_catalogue = pl.DataFrame(schema=LAKE_FILES_SCHEMA)
+    con.execute("drop table if exists new_lake_rows")
+    if new.height:
+        paths = [str(intervals_dir / rel) for rel in new["relpath"].to_list()]
+        con.execute("create temp table new_lake_rows as select * from read_parquet(?, filename = true, "
+                    "union_by_name = true, hive_partitioning = false)", [paths])
+        found = con.sql(_model("derived/plan_lake_files.sql")).pl()
+        base = {str(intervals_dir / rel): rel for rel in new["relpath"].to_list()}
+        found = found.with_columns(pl.col("filename").replace_strict(base, default=None).alias("relpath"))
+        new_catalogue = (new.join(found.drop("filename"), on="relpath", how="left")
+                         .with_columns(pl.col("rows").fill_null(0), pl.col("max_length_s").fill_null(0.0))
+                         .select(list(LAKE_FILES_SCHEMA)).cast(LAKE_FILES_SCHEMA))
+    catalogue = pl.concat([same.select(list(LAKE_FILES_SCHEMA)).cast(LAKE_FILES_SCHEMA), new_catalogue])
+
+    # 2. who is recomputed in full, and which days of the others
+    lake_participants = set(catalogue["participant_id"].drop_nulls().to_list())
+    if state is None:
+        full = set(lake_participants)
+    else:
+        full = set(gone["participant_id"].drop_nulls().to_list())
+        full |= {p for p in new_catalogue["participant_id"].drop_nulls().to_list() if p not in known_participants}
+        full |= {p for p in set(state.zones) | set(zones) if state.zones.get(p) != zones.get(p)}
+    partial = {p for p in new_catalogue["participant_id"].drop_nulls().to_list() if p not in full}
+    reach = (catalogue.group_by("participant_id").agg(pl.col("max_length_s").max().alias("reach_s"))
+             .filter(pl.col("participant_id").is_not_null()))
+    con.register("_reach", reach.to_arrow())
+    con.execute("create or replace temp table participant_reach as select * from _reach")
+    con.unregister("_reach")
+    con.execute("create or replace temp table full_participants (participant_id varchar)")
+    if full:
+        con.execute("insert into full_participants select unnest(?)", [sorted(full)])
+    if partial:
+        con.execute("create or replace temp table new_lake_rows as select * from new_lake_rows "
+                    "where participant_id in (select unnest(?))", [sorted(partial)])
+        _create_temp(con, "changed_days", _model("derived/plan_changed_days.sql"), [MARGIN_SECONDS])
+    else:
+        con.execute("create or replace temp table changed_days (participant_id varchar, local_date date)")
+    con.execute("drop table if exists new_lake_rows")
+    changed_day_count = con.sql("select count(*) from changed_days").fetchall()[0][0]
+
+    # 3. recompute: participants in full from all their files, the others from the rows their
+    #    changed days read
+    files_of = {p: list(g["relpath"]) for (p,), g in catalogue.group_by("participant_id") if p is not None}
+    rows_of = {p: int(g["rows"].sum()) for (p,), g in catalogue.group_by("participant_id") if p is not None}
+    for chunk in _chunks({p: rows_of.get(p, 0) for p in full}, CHUNK_ROWS):
+        builder.compute([intervals_dir / rel for p in chunk for rel in files_of.get(p, [])])
+    if partial:
+        _create_temp(con, "context_windows", _model("derived/plan_context.sql"), [MARGIN_SECONDS])
+        windows = con.sql("select participant_id, min(from_utc), max(to_utc) from context_windows group by 1").fetchall()
+        spans = {p: (lo, hi) for p, lo, hi in windows}
+        reads: dict[str, list[str]] = {}
+        weights: dict[str, int] = {}
+        for row in catalogue.filter(pl.col("participant_id").is_in(sorted(spans))).iter_rows(named=True):
+            lo, hi = spans[row["participant_id"]]
+            if row["max_start_utc"] is not None and row["min_start_utc"] <= hi and row["max_start_utc"] >= lo:
+                reads.setdefault(row["participant_id"], []).append(row["relpath"])
+                weights[row["participant_id"]] = weights.get(row["participant_id"], 0) + row["rows"]
+        for chunk in _chunks(weights, CHUNK_ROWS):
+            bounds = (min(spans[p][0] for p in chunk), max(spans[p][1] for p in chunk))
+            builder.compute([intervals_dir / rel for p in chunk for rel in reads[p]], bounds=bounds,
+                            changed_days=True)
+    # 4. the previous build's rows that stay
+    if state is not None:
+        builder.keep_old(state, full)
+    for table in DERIVED_TABLES:  # every table readable, even with no rows at all
+        if not any((hidden / table).glob("*.parquet")):
+            builder.compute([], schema_only=True)
+            break
+    index = builder.index(state)
+
+    # 5. record what the build was computed from, make it durable, publish it
+    mode = "full" if state is None else ("incremental" if (full or partial) else "unchanged")
+    result = DerivedBuild(root / f"build-{build_id}", mode, len(full), changed_day_count, len(builder.written),
+                          builder.linked)
+    catalogue.write_parquet(hidden / ".lake_files.parquet")
+    index.write_parquet(hidden / ".index.parquet")
+    _write_file(hidden / ".state.json", json.dumps(
+        {"format": DERIVED_FORMAT, "build_id": build_id, "code": code, "zones": zones,
+         "built_at": now.isoformat(), **describe(result)}).encode())
+    for table, name in builder.written:
+        _fsync_file(hidden / table / name)
+    for path in (hidden / ".lake_files.parquet", hidden / ".index.parquet"):
+        _fsync_file(path)
+    for table in DERIVED_TABLES:
+        fsync_dir(hidden / table)
+    fsync_dir(hidden)
+    os.rename(hidden, result.folder)
+    fsync_dir(root)
+    return result
+
+
+def link_warehouse(build: DerivedBuild, warehouse_file: Path) -> None:
+    """Record which warehouse reads this build (before the warehouse is swapped in)."""
+    link = _warehouse_link(build.folder)
+    link.unlink(missing_ok=True)
+    os.link(warehouse_file, link)
+    fsync_dir(build.folder)
+
+
+def describe(build: DerivedBuild) -> dict:
+    """What a build did, as recorded in its .state.json."""
+    return asdict(build) | {"folder": build.folder.name}

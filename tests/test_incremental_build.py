@@ -1,0 +1,290 @@
+"""The warehouse build is incremental (pipeline/derived.py): after new files, a changed registry or
+nothing at all, every table equals a build from scratch on the same lake, and only what changed is
+recomputed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from pipeline.config import Settings
+from pipeline.derived import current_build, remove_unused_builds
+from pipeline.ingest import ingest_inbox
+from pipeline.registry import read_participants, read_plan_rows
+from pipeline.warehouse import build_warehouse
+from tests.robustness import helpers as h
+from tests.robustness.corpus import fit_monitoring, narrow_csv
+
+NOW = datetime(2024, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _run(data: Path, as_of: str) -> dict:
+    """The flow's ingest and build through the library; returns what the derived build did."""
+    settings = Settings.for_folder(data)
+    participants = read_participants(settings.data.participants_csv)
+    plan_rows = read_plan_rows(settings.data.prescriptions_csv, participants)
+    ingest_inbox(settings.data, participants, now=NOW)
+    build_warehouse(settings, participants, plan_rows, as_of=date.fromisoformat(as_of), now=NOW)
+    return _state(data)
+
+
+def _state(data: Path) -> dict:
+    folder = current_build(data / "lake" / "derived", data / "warehouse.duckdb")
+    assert folder is not None
+    return json.loads((folder / ".state.json").read_text())
+
+
+def _from_scratch(data: Path, workdir: Path, as_of: str) -> dict:
+    """Every table of a warehouse built with no previous build, from the same lake."""
+    copy = workdir / f"scratch-{len(list(workdir.glob('scratch-*')))}"
+    shutil.copytree(data / "lake", copy / "lake", ignore=shutil.ignore_patterns("derived"))
+    for name in ("participants.csv", "prescriptions.csv"):
+        if (data / name).exists():
+            shutil.copy2(data / name, copy / name)
+    settings = Settings.for_folder(copy)
+    participants = read_participants(settings.data.participants_csv)
+    build_warehouse(settings, participants, read_plan_rows(settings.data.prescriptions_csv, participants),
+                    as_of=date.fromisoformat(as_of), now=NOW)
+    assert _state(copy)["mode"] == "full"
+    return h.warehouse_snapshot(copy / "warehouse.duckdb")
+
+
+def _assert_same_as_from_scratch(data: Path, workdir: Path, as_of: str) -> None:
+    incremental = h.warehouse_snapshot(data / "warehouse.duckdb")
+    scratch = _from_scratch(data, workdir, as_of)
+    assert incremental.keys() == scratch.keys()
+    different = [table for table in incremental if incremental[table] != scratch[table]]
+    assert different == [], f"incremental build differs from a build from scratch in {different}"
+
+
+def _local(day: str, hour: int, minute: int, zone: str) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=ZoneInfo(zone))
+
+
+def _fitabase_rows(start: datetime, minutes: int, steps: int) -> list[tuple[str, str]]:
+    """Fitabase narrow rows (local wall-clock times) for `minutes` minutes from `start`."""
+    rows = []
+    for k in range(minutes):
+        moment = start + timedelta(minutes=k)  # wall-clock arithmetic in the zone of `start`
+        rows.append((f"{moment.month}/{moment.day}/{moment.year} {moment.strftime('%I:%M:%S %p').lstrip('0')}",
+                     str(steps)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory):
+    """A folder after two nights (the small cohort's first files, then the rest with a re-export,
+    a month edge, a DST night and a second watch), and the derived build of each night."""
+    workdir = tmp_path_factory.mktemp("incremental")
+    data = h.small_cohort(workdir / "data", part="initial")
+    first = _run(data, h.FIRST_AS_OF)
+    h.small_cohort(data, part="later")
+    zone = "America/New_York"  # P002, a Fitbit user
+    extra = data / "inbox" / "P002" / "extra"
+    extra.mkdir(parents=True)
+    # a re-export overlapping days already in the lake (different counts: the newest export wins)
+    (extra / "reexport.csv").write_text(narrow_csv("P002", _fitabase_rows(_local("2024-10-10", 9, 0, zone), 90, 101)))
+    # a local month edge (31 October -> 1 November) and the night the clocks go back (3 November)
+    (extra / "month-edge.csv").write_text(narrow_csv(
+        "P002", _fitabase_rows(_local("2024-10-31", 23, 40, zone), 45, 112)
+        + _fitabase_rows(_local("2024-11-03", 0, 30, zone), 30, 95)))
+    # a second watch's monitoring file over an old day of P007 (Sydney; DST began 6 October)
+    fit = data / "inbox" / "P007" / "other-watch.fit"
+    fit.write_bytes(fit_monitoring(datetime(2024, 10, 5, 13, 0, tzinfo=UTC), messages=48))
+    second = _run(data, h.AS_OF)
+    return workdir, data, first, second
+
+
+def test_the_first_build_is_full_and_the_next_one_incremental(nights):
+    _, _, first, second = nights
+    assert first["mode"] == "full"
+    assert second["mode"] == "incremental"
+    assert second["recomputed_participants"] == 0  # no participant in full: only changed days
+    assert second["changed_days"] > 0
+
+
+def test_after_new_files_every_table_equals_a_build_from_scratch(nights):
+    workdir, data, _, _ = nights
+    _assert_same_as_from_scratch(data, workdir, h.AS_OF)
+
+
+def test_the_re_export_and_the_month_edge_reached_the_warehouse(nights):
+    _, data, _, _ = nights
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        steps = con.execute("select steps from minute_steps where participant_id = 'P002' and minute_utc = ?",
+                            [_local("2024-10-10", 9, 30, "America/New_York")]).fetchall()
+        edge = con.execute("select local_date, count(*) from minute_steps where participant_id = 'P002' "
+                           "and steps = 112 group by 1 order by 1").fetchall()
+    finally:
+        con.close()
+    assert steps == [(101.0,)]
+    assert edge == [(date(2024, 10, 31), 20), (date(2024, 11, 1), 25)]
+
+
+def test_a_night_with_nothing_new_recomputes_nothing(nights, tmp_path):
+    workdir, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    state = _run(copy, h.AS_OF)
+    assert (state["mode"], state["files_written"]) == ("unchanged", 0)
+    assert h.warehouse_snapshot(copy / "warehouse.duckdb") == h.warehouse_snapshot(data / "warehouse.duckdb")
+
+
+def test_one_new_day_recomputes_only_the_days_around_it(nights, tmp_path):
+    workdir, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    (copy / "inbox" / "P002" / "extra" / "next-day.csv").write_text(narrow_csv(
+        "P002", _fitabase_rows(_local("2024-11-26", 8, 0, "America/New_York"), 60, 120)))
+    state = _run(copy, h.AS_OF)
+    assert state["mode"] == "incremental" and state["changed_days"] <= 3 and state["files_linked"] > 0
+    _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
+
+
+def _edit_registry(data: Path, participant_id: str, **changes: str) -> None:
+    path = data / "participants.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    edited = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        if cells[0] == participant_id:
+            for column, value in changes.items():
+                cells[header.index(column)] = value
+        edited.append(",".join(cells))
+    path.write_text("\n".join(edited) + "\n")
+
+
+def test_a_changed_time_zone_recomputes_that_participant(nights, tmp_path):
+    workdir, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    _edit_registry(copy, "P002", time_zone="America/Chicago")
+    state = _run(copy, h.AS_OF)
+    assert (state["mode"], state["recomputed_participants"], state["changed_days"]) == ("incremental", 1, 0)
+    _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
+
+
+def test_a_participant_added_to_and_one_removed_from_the_registry(nights, tmp_path):
+    workdir, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    path = copy / "participants.csv"
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if not line.startswith("P007,")]  # P007's lake rows stay in the lake
+    kept.append("N001,riverside,Europe/London,2024-11-01,New Person,,,")
+    path.write_text("\n".join(kept) + "\n")
+    inbox = copy / "inbox" / "N001"
+    inbox.mkdir(parents=True)
+    (inbox / "first.csv").write_text(narrow_csv("N001", _fitabase_rows(_local("2024-11-04", 10, 0, "Europe/London"),
+                                                                        40, 104)))
+    state = _run(copy, h.AS_OF)
+    assert state["mode"] == "incremental"
+    _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
+
+
+def test_a_changed_programme_start_or_prescription_reaches_the_marts_without_recomputing(nights, tmp_path):
+    workdir, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    _edit_registry(copy, "0042", programme_start="2024-10-09")
+    with open(copy / "prescriptions.csv", "a") as handle:
+        handle.write("P007,3,45,2\n")
+    state = _run(copy, h.AS_OF)
+    assert (state["mode"], state["files_written"]) == ("unchanged", 0)
+    _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
+    con = duckdb.connect(str(copy / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.sql("select min(local_date) from daily_activity where participant_id = '0042'").fetchall() == [
+            (date(2024, 10, 9),)]
+        assert con.sql("select prescribed_minutes from weekly_adherence where participant_id = 'P007' "
+                       "and programme_week = 3").fetchall() == [(45.0,)]
+    finally:
+        con.close()
+
+
+HELD_READER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(con.sql("select count(*), sum(steps) from minute_steps").fetchall(), flush=True)
+sys.stdin.readline()
+print(con.sql("select count(*), sum(steps) from minute_steps").fetchall(), flush=True)
+"""
+
+
+def test_an_old_build_stays_while_a_reader_holds_its_warehouse(nights, tmp_path):
+    """The reader is another process, as an analyst's is (DuckDB's file lock is per process)."""
+    _, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    root = copy / "lake" / "derived"
+    old = current_build(root, copy / "warehouse.duckdb")
+    reader = subprocess.Popen([sys.executable, "-c", HELD_READER, str(copy / "warehouse.duckdb")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        before = reader.stdout.readline()
+        _edit_registry(copy, "P002", time_zone="America/Chicago")  # a full build: every file new
+        _run(copy, h.AS_OF)
+        _run(copy, h.AS_OF)  # the next run removes unused builds, not the one held open
+        assert old.exists()
+        reader.stdin.write("again\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline() == before
+    finally:
+        reader.communicate(timeout=60)
+    remove_unused_builds(root, keep=current_build(root, copy / "warehouse.duckdb"))
+    assert not old.exists()
+    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == [
+        current_build(root, copy / "warehouse.duckdb").name]
+
+
+def _cohort_generator():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cohort_generator.py"
+    spec = importlib.util.spec_from_file_location("cohort_generator", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nightly_fit_monitoring_days_across_a_month_edge_and_a_dst_night(tmp_path):
+    """The benchmark's cohort (FIT monitoring day files with cumulative counters, one Fitbit
+    user): a week up to the night the clocks go forward in Europe, then one new day per
+    participant per night into April; each night equals a build from scratch."""
+    gen = _cohort_generator()
+    data = tmp_path / "data"
+    start = date(2024, 3, 26)
+    gen.generate(data, 3, 5, fitbit_share=0.34, start=start, workers=1)
+    assert _run(data, "2024-03-31")["mode"] == "full"
+    for night in range(1, 4):
+        gen.add_day(data, workers=1)
+        as_of = (start + timedelta(days=5 + night)).isoformat()
+        state = _run(data, as_of)
+        assert state["mode"] == "incremental" and state["recomputed_participants"] == 0
+        _assert_same_as_from_scratch(data, tmp_path, as_of)
+
+
+def test_a_lake_file_rewritten_in_place_recomputes_its_participant(tmp_path):
+    """Lake batch files are never rewritten by the pipeline, but if one is (or disappears), the
+    build notices by size and modification time and recomputes that participant in full."""
+    from pipeline.registry import Participant
+    from tests.warehouse_helpers import build, worn_day
+
+    people = [Participant("p1", "c1", "Europe/London", date(2024, 3, 25)),
+              Participant("p2", "c1", "Europe/London", date(2024, 3, 25))]
+    rows = worn_day("p1", date(2024, 3, 30), "Europe/London", walk=[(10, 0, 12)])
+    other = worn_day("p2", date(2024, 3, 31), "Europe/London", walk=[(9, 0, 20)])
+    build(tmp_path, people, rows + other, date(2024, 4, 2)).close()
+    changed = worn_day("p1", date(2024, 3, 31), "Europe/London", walk=[(11, 0, 30)])
+    build(tmp_path, people, changed + other, date(2024, 4, 2)).close()  # the same batch file, new rows
+    state = _state(tmp_path)
+    assert (state["mode"], state["recomputed_participants"]) == ("incremental", 2)
+    build(tmp_path / "scratch", people, changed + other, date(2024, 4, 2)).close()
+    assert _state(tmp_path / "scratch")["mode"] == "full"
+    assert h.warehouse_snapshot(tmp_path / "warehouse.duckdb") == h.warehouse_snapshot(
+        tmp_path / "scratch" / "warehouse.duckdb")
