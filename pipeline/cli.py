@@ -35,8 +35,10 @@ def _quiet_prefect(debug: bool, *, one_off_run: bool = False) -> None:
     else:
         os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
         os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "CRITICAL"
+        # the root logger too: Prefect's service threads (e.g. `EventsWorker`) log to it at exit
+        os.environ["PREFECT_LOGGING_ROOT_LEVEL"] = "CRITICAL"
         # should Prefect already be imported in this process (a test calling main()), its loggers too
-        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         # WeasyPrint warns about CSS it ignores (print-color-adjust) on every PDF: not the user's concern
         logging.getLogger("weasyprint").setLevel(logging.ERROR)
