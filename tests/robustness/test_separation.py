@@ -231,4 +231,6 @@ def test_a_clinic_id_that_cannot_name_a_folder_fails_clearly(tmp_path):
     if result.returncode == 0:
         pytest.fail("a clinic id with '/' was accepted as an outbox folder")
     assert len(result.error_lines) == 1 and result.error_lines[0].startswith("stepwise: ")
-    assert pl.read_parquet(data / "lake" / "manifest.parquet").height == 3  # the data itself went in
+    # refused by the registry before anything is read: named there, and the inbox is left as it was
+    assert "participants.csv" in result.error_lines[0] and "clinic_id" in result.error_lines[0]
+    assert len([p for p in (data / "inbox").rglob("*") if p.is_file()]) == 3
