@@ -320,15 +320,6 @@ def _batch_intervals(files: list[_FileRows], ingested_at: datetime) -> pl.DataFr
     )
 
 
-def _normalise(
-    intervals: pl.DataFrame, participant: Participant, sha256: str, ingested_at: datetime, item: InboxFile, reader: str
-) -> pl.DataFrame:
-    """One file's intervals checked and in the lake schema, as its batch would write them (the
-    fuzzing harness checks readers' output through this)."""
-    checked = _checked_intervals(intervals, item, reader)
-    return _batch_intervals([_FileRows(participant, sha256, checked, None)], ingested_at)
-
-
 def _batch_daily_totals(files: list[_FileRows], ingested_at: datetime) -> pl.DataFrame | None:
     with_totals = [f for f in files if f.totals is not None]
     if not with_totals:

@@ -204,11 +204,12 @@ def _untyped(where: str, seed: Seed, exc: BaseException, content: bytes) -> Unty
 def _validate(frame: pl.DataFrame, seed: Seed, path: Path, reader: str) -> int:
     assert dict(frame.schema) == READER_COLUMNS, f"{reader} on {seed.name}: columns {frame.schema}"
     participant = Participant(seed.participant, "c1", seed.time_zone, datetime(2024, 1, 1).date())
-    from pipeline.ingest import InboxFile, _normalise
+    from pipeline.ingest import InboxFile, _batch_intervals, _checked_intervals, _FileRows
 
     item = InboxFile(path, f"{seed.participant}/{seed.file_name}", seed.participant, 0, 0)
-    try:
-        _normalise(frame, participant, "0" * 64, datetime.now(UTC), item, reader)
+    try:  # ingest's own steps: the check of each file, then the batch's conversion to the lake schema
+        checked = _checked_intervals(frame, item, reader)
+        _batch_intervals([_FileRows(participant, "0" * 64, checked, None)], datetime.now(UTC))
     except InputFileError:
         return -1
     return frame.height
