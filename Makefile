@@ -21,7 +21,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## Debian packages: WeasyPrint's libraries (summary.pdf), fonts, Chromium for the page test.
+## Debian packages: Chromium (prints summary.pdf; the page test), fonts, poppler-utils; WeasyPrint's libraries (benchmark peer).
 system-deps:
 	bash scripts/system-deps.sh
 

@@ -40,8 +40,6 @@ def _quiet_prefect(debug: bool, *, one_off_run: bool = False) -> None:
         # should Prefect already be imported in this process (a test calling main()), its loggers too
         for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-        # WeasyPrint warns about CSS it ignores (print-color-adjust) on every PDF: not the user's concern
-        logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
 
 class _TerminalProgress(logging.Handler):

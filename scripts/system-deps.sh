@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond Python:
-#   chromium                      headless page test of the clinic summary (tests/test_reports_browser.py)
+#   chromium                      prints summary.pdf (pipeline/reports/pdf.py); the page test too
 #   fonts-dejavu-core, fonts-liberation   fonts for the HTML/PDF summaries and the screenshot
-#   libpango-1.0-0, libpangoft2-1.0-0, libharfbuzz-subset0   WeasyPrint (summary.pdf)
+#   libpango-1.0-0, libpangoft2-1.0-0, libharfbuzz-subset0   WeasyPrint, the PDF peer of benchmarks/report_render.py
 #   poppler-utils                 pdftoppm, to look at summary.pdf as PNG pages by hand
 # Idempotent: exits at once when every package is installed; otherwise one apt-get update and
 # one install. Needs root (CI and the developers' machines run as root); prints what it does.

@@ -1,17 +1,28 @@
-"""Charts of a clinic summary: Altair (Vega-Lite) specifications rendered to SVG by vl-convert.
+"""Charts of a clinic summary, written as SVG text.
 
-The charts plot the weekly_adherence values as they are; nothing is aggregated here. The SVG is
-self-contained (no fonts, scripts or ids), so it is placed inline in the page, works offline and
-prints through WeasyPrint. Participant names never enter the chart data.
+Two charts: a patient's weekly chart (walk minutes per week as bars coloured by status, labelled,
+against the prescribed minutes as a line; below it four small panels: walking days against
+prescribed days, steps per day, moderate minutes and peak-30 cadence) and the roster's sparkline
+(walk minutes against the prescription over the last completed weeks).
+
+The charts plot the weekly_adherence values as they are; nothing is aggregated here, and a missing
+value (NULL) draws nothing, never a zero. The SVG is self-contained (no fonts, scripts, ids or links),
+so it is placed inline in the page, works offline and prints in Chromium. Participant names never
+enter a chart.
+
+Why not a charting library: these charts were Altair (Vega-Lite) specifications rendered by
+vl-convert, which took about 100 ms a patient (a JavaScript engine, one chart at a time) and was
+most of a nightly run's report time; this module writes the same marks in well under 1 ms and
+`benchmarks/report_render.py` measures the two in one run (the Vega-Lite peer is kept in
+`benchmarks/vegalite_charts.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache
-
-import altair as alt
-import vl_convert
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
 
 from pipeline.reports.data import WeekRow
 
@@ -35,154 +46,257 @@ STATUS_COLOURS: dict[str, str] = {
 }
 
 PRESCRIBED_COLOUR = "#222222"
+AXIS_COLOUR = "#888888"
+GRID_COLOUR = "#e6e6e6"
+LABEL_COLOUR = "#333333"
 FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 WIDTH_PX = 640  # fits the A4 text width (186 mm) at 96 dpi with the axis titles
+IN_PROGRESS_OPACITY = 0.35  # the week in progress is drawn faint: its numbers are the days so far
 
 
-def _rows(weeks: Sequence[WeekRow]) -> list[dict]:
-    return [
-        {
-            "week": week.programme_week,
-            "walk_minutes": week.walk_minutes,
-            "prescribed_minutes": week.prescribed_minutes,
-            "walking_days": week.walking_days,
-            "prescribed_days": week.prescribed_days,
-            "mean_daily_steps": week.mean_daily_steps,
-            "moderate_minutes": week.moderate_minutes,
-            "peak30_cadence": week.peak30_cadence,
-            "status": STATUS_LABELS.get(week.status, week.status),
-        }
-        for week in weeks
-    ]
+# ----------------------------------------------------------------------------- scales
 
 
-def _status_scale() -> alt.Scale:
-    return alt.Scale(
-        domain=[STATUS_LABELS[key] for key in STATUS_COLOURS],
-        range=list(STATUS_COLOURS.values()),
-    )
+def nice_ticks(high: float, count: int) -> list[float]:
+    """Ticks from 0 to at least `high`, about `count` of them, on a 1-2-5 step (as d3's `nice`)."""
+    if not high > 0:
+        return [0.0, 1.0]
+    step = 10 ** math.floor(math.log10(high / count))
+    error = count / (high / step)
+    if error <= 0.15:
+        step *= 10
+    elif error <= 0.35:
+        step *= 5
+    elif error <= 0.75:
+        step *= 2
+    top = math.ceil(high / step - 1e-9) * step
+    return [i * step for i in range(round(top / step) + 1)]
 
 
-WEEKS = alt.Data(name="weeks")  # the rows are bound per patient: the specification is built once
-# the week in progress is drawn faint: its numbers are the days so far, not a week
-IN_PROGRESS_FAINT = alt.condition("datum.status == 'in progress'", alt.value(0.35), alt.value(1.0))
+def _range_ticks(low: float, high: float, count: int) -> list[float]:
+    """Nice ticks covering low..high, not starting at zero (the cadence panel)."""
+    if high - low < 1e-9:
+        low, high = low - 1, high + 1
+    span = nice_ticks(high - low, count)
+    step = span[1] - span[0]
+    start = math.floor(low / step) * step
+    ticks = [start]
+    while ticks[-1] < high - 1e-9:
+        ticks.append(ticks[-1] + step)
+    return ticks
 
 
-def _week_axis(title: str | None = "Programme week") -> alt.X:
-    return alt.X("week:O", title=title, axis=alt.Axis(labelAngle=0, labelOverlap=True, ticks=False))
+@dataclass(frozen=True)
+class Linear:
+    """A value scale onto pixels: `low`..`high` onto `bottom`..`top` (SVG y grows downwards)."""
+
+    low: float
+    high: float
+    bottom: float
+    top: float
+
+    def __call__(self, value: float) -> float:
+        return self.bottom - (value - self.low) / (self.high - self.low) * (self.bottom - self.top)
 
 
-# The small panels share the programme weeks of the main chart above them: no week labels of
-# their own (fewer SVG text nodes to draw in the PDF).
-SMALL_PANEL_WEEKS = alt.X("week:O", axis=None)
+def _tick_label(value: float, step: float) -> str:
+    """A tick's label with as many decimals as the step needs (0.5 steps: one decimal)."""
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if 0 < step < 1 else 0
+    return f"{value:,.{decimals}f}"
 
 
-def _small_panel(field: str, title: str, colour: str, zero: bool = True) -> alt.Chart:
-    base = alt.Chart().encode(x=SMALL_PANEL_WEEKS)
-    axis = alt.Axis(tickCount=3, grid=False, ticks=False)
-    if zero:
-        marks = base.mark_bar(color=colour).encode(
-            y=alt.Y(f"{field}:Q", title=None, axis=axis), opacity=IN_PROGRESS_FAINT
-        )
+def _px(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+# ----------------------------------------------------------------------------- marks
+
+
+class Svg:
+    """An SVG document built as a list of elements (plain strings: the values are ours, text is escaped)."""
+
+    def __init__(self, width: float, height: float) -> None:
+        self.width, self.height = width, height
+        self.parts: list[str] = []
+
+    def rect(self, x: float, y: float, width: float, height: float, fill: str, *, opacity: float = 1.0,
+             title: str | None = None, css: str | None = None) -> None:
+        extra = f' class="{css}"' if css else ""
+        extra += f' fill-opacity="{opacity}"' if opacity < 1 else ""
+        close = f"><title>{escape(title)}</title></rect>" if title else "/>"
+        self.parts.append(f'<rect{extra} x="{_px(x)}" y="{_px(y)}" width="{_px(width)}" height="{_px(height)}" '
+                          f'fill="{fill}"{close}')
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, stroke: str, width: float = 1.0) -> None:
+        self.parts.append(f'<line x1="{_px(x1)}" y1="{_px(y1)}" x2="{_px(x2)}" y2="{_px(y2)}" stroke="{stroke}" '
+                          f'stroke-width="{width}"/>')
+
+    def polyline(self, points: Sequence[tuple[float, float]], stroke: str, width: float = 1.5,
+                 dash: str | None = None, dots: float = 0.0) -> None:
+        if len(points) > 1:
+            dashed = f' stroke-dasharray="{dash}"' if dash else ""
+            joined = " ".join(f"{_px(x)},{_px(y)}" for x, y in points)
+            self.parts.append(f'<polyline points="{joined}" fill="none" stroke="{stroke}" stroke-width="{width}"'
+                              f'{dashed}/>')
+        for x, y in points if dots else ():
+            self.parts.append(f'<circle cx="{_px(x)}" cy="{_px(y)}" r="{dots}" fill="{stroke}"/>')
+
+    def text(self, x: float, y: float, content: str, *, size: float = 10, anchor: str = "start",
+             colour: str = LABEL_COLOUR, bold: bool = False, rotate: bool = False) -> None:
+        attributes = f'x="{_px(x)}" y="{_px(y)}" font-size="{size}" fill="{colour}"'
+        if anchor != "start":
+            attributes += f' text-anchor="{anchor}"'
+        if bold:
+            attributes += ' font-weight="bold"'
+        if rotate:
+            attributes += f' transform="rotate(-90 {_px(x)} {_px(y)})"'
+        self.parts.append(f"<text {attributes}>{escape(content)}</text>")
+
+    def render(self) -> str:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_px(self.width)}" height="{_px(self.height)}" '
+                f'viewBox="0 0 {_px(self.width)} {_px(self.height)}" font-family="{FONT}">'
+                + "".join(self.parts) + "</svg>")
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The programme weeks along x: one band each, in order, within left..right."""
+
+    weeks: tuple[int, ...]
+    left: float
+    right: float
+
+    @property
+    def width(self) -> float:
+        return (self.right - self.left) / max(len(self.weeks), 1)
+
+    def centre(self, index: int) -> float:
+        return self.left + (index + 0.5) * self.width
+
+    def label_every(self, size: float, widest: int) -> int:
+        """Label every n-th band so that labels `widest` characters long do not overlap."""
+        needed = widest * size * 0.62 + 4
+        return max(1, math.ceil(needed / self.width))
+
+
+def _y_axis(svg: Svg, scale: Linear, ticks: Sequence[float], left: float, right: float, *, grid: bool) -> None:
+    step = min((b - a for a, b in zip(ticks, ticks[1:])), default=1.0)
+    for tick in ticks:
+        y = scale(tick)
+        if grid:
+            svg.line(left, y, right, y, GRID_COLOUR)
+        svg.text(left - 4, y + 3.5, _tick_label(tick, step), size=10 if grid else 9, anchor="end")
+    svg.line(left, scale.bottom, left, scale.top, AXIS_COLOUR)
+
+
+def _points(bands: Bands, values: Sequence[float | None], scale: Linear) -> list[tuple[float, float]]:
+    """Line points of the values that exist (a missing week is skipped, as Vega-Lite's line does)."""
+    return [(bands.centre(i), scale(v)) for i, v in enumerate(values) if v is not None]
+
+
+# ----------------------------------------------------------------------------- the patient chart
+
+MAIN_TOP, MAIN_HEIGHT = 8.0, 100.0
+PLOT_LEFT = 52.0
+PLOT_RIGHT = WIDTH_PX - 8.0
+PANEL_WIDTH, PANEL_HEIGHT, PANEL_GAP = 112.0, 40.0, 38.0
+PANELS_TOP = MAIN_TOP + MAIN_HEIGHT + 52.0  # below the week labels, the axis title and the panel titles
+
+
+def _week_title(week: WeekRow) -> str:
+    walked = "no data" if week.walk_minutes is None else f"{week.walk_minutes:,.0f} min"
+    planned = "" if week.prescribed_minutes is None else f" of {week.prescribed_minutes:,.0f} prescribed"
+    return f"week {week.programme_week}: {walked}{planned}, {STATUS_LABELS.get(week.status, week.status)}"
+
+
+def _main_panel(svg: Svg, weeks: Sequence[WeekRow], bands: Bands) -> None:
+    values = [v for w in weeks for v in (w.walk_minutes, w.prescribed_minutes) if v is not None]
+    ticks = nice_ticks(max(values, default=0.0), 4)
+    scale = Linear(0.0, ticks[-1], MAIN_TOP + MAIN_HEIGHT, MAIN_TOP)
+    _y_axis(svg, scale, ticks, PLOT_LEFT, PLOT_RIGHT, grid=True)
+    svg.text(12, MAIN_TOP + MAIN_HEIGHT / 2, "walk minutes / week", size=10, anchor="middle", rotate=True, bold=True)
+    bar_width = bands.width * 0.7
+    label_every = bands.label_every(9, max((len(f"{w.walk_minutes:,.0f}") for w in weeks
+                                            if w.walk_minutes is not None), default=1))
+    last = len(weeks) - 1
+    for i, week in enumerate(weeks):
+        if week.walk_minutes is None:
+            continue
+        top = scale(week.walk_minutes)
+        svg.rect(bands.centre(i) - bar_width / 2, top, bar_width, scale.bottom - top,
+                 STATUS_COLOURS.get(week.status, "#777777"), title=_week_title(week), css="bar")
+        if (last - i) % label_every == 0:  # the newest weeks are always labelled
+            svg.text(bands.centre(i), top - 3, f"{week.walk_minutes:.0f}", size=9, anchor="middle")
+    prescribed = _points(bands, [w.prescribed_minutes for w in weeks], scale)
+    svg.polyline(prescribed, PRESCRIBED_COLOUR, 1.5, dots=2.0)
+    svg.line(PLOT_LEFT, scale.bottom, PLOT_RIGHT, scale.bottom, AXIS_COLOUR)
+    every = bands.label_every(10, len(str(max(bands.weeks, default=0))))
+    for i, week in enumerate(bands.weeks):
+        if (last - i) % every == 0:
+            svg.text(bands.centre(i), scale.bottom + 13, str(week), size=10, anchor="middle")
+    svg.text((PLOT_LEFT + PLOT_RIGHT) / 2, scale.bottom + 26, "Programme week", size=10, anchor="middle", bold=True)
+
+
+def _small_panel(svg: Svg, left: float, title: str, weeks: Sequence[WeekRow],
+                 value: Callable[[WeekRow], float | None], colour: str, *, bars: bool,
+                 domain: Sequence[float] | None = None, plan: Callable[[WeekRow], float | None] | None = None) -> None:
+    right, bottom = left + PANEL_WIDTH, PANELS_TOP + PANEL_HEIGHT
+    svg.text(left - 32, PANELS_TOP - 7, title, size=10)
+    values = [value(w) for w in weeks]
+    present = [v for v in values if v is not None]
+    if domain is not None:
+        ticks = list(domain)
+    elif bars:
+        ticks = nice_ticks(max(present, default=0.0), 3)
     else:
-        marks = base.mark_line(color=colour, point=True).encode(
-            y=alt.Y(f"{field}:Q", title=None, axis=axis, scale=alt.Scale(zero=False)), opacity=IN_PROGRESS_FAINT
-        )
-    return marks.properties(width=118, height=40, title=alt.TitleParams(title, fontSize=11, anchor="start"))
-
-
-@cache
-def _patient_chart_base() -> dict:
-    base = alt.Chart().encode(x=_week_axis())
-    bars = base.mark_bar(width={"band": 0.7}).encode(
-        y=alt.Y("walk_minutes:Q", title="walk minutes / week", axis=alt.Axis(tickCount=4)),
-        color=alt.Color("status:N", scale=_status_scale(), legend=None),
-    )
-    labels = base.mark_text(dy=-5, fontSize=9, color="#333333").encode(
-        y=alt.Y("walk_minutes:Q"), text=alt.Text("walk_minutes:Q", format=".0f")
-    )
-    prescribed = base.mark_line(
-        color=PRESCRIBED_COLOUR, strokeWidth=1.5, point=alt.OverlayMarkDef(color=PRESCRIBED_COLOUR, size=14)
-    ).encode(y=alt.Y("prescribed_minutes:Q"))
-    main = alt.layer(bars, labels, prescribed).properties(width=WIDTH_PX - 60, height=100)
-
-    days_base = alt.Chart().encode(x=SMALL_PANEL_WEEKS)
-    days = alt.layer(
-        days_base.mark_bar(color="#0072B2").encode(
-            y=alt.Y("walking_days:Q", title=None, scale=alt.Scale(domain=[0, 7]),
-                    axis=alt.Axis(values=[0, 3, 5, 7], grid=False, ticks=False)),
-            opacity=IN_PROGRESS_FAINT,
-        ),
-        days_base.mark_tick(color=PRESCRIBED_COLOUR, thickness=2).encode(y="prescribed_days:Q"),
-    ).properties(width=118, height=40, title=alt.TitleParams("walking days (tick: plan)", fontSize=11, anchor="start"))
-    panels = alt.hconcat(
-        days,
-        _small_panel("mean_daily_steps", "steps / day", "#009E73"),
-        _small_panel("moderate_minutes", "moderate minutes", "#CC79A7"),
-        _small_panel("peak30_cadence", "peak-30 cadence", "#444444", zero=False),
-        spacing=24,
-    )
-    chart = alt.vconcat(main, panels, data=WEEKS, spacing=10)
-    return (
-        chart.configure(font=FONT, aria=False)  # the page labels each chart; Vega's ARIA doubles the size
-        .configure_axis(labelFontSize=10, titleFontSize=10, domainColor="#888888", gridColor="#e6e6e6")
-        .configure_view(strokeWidth=0)
-        .to_dict(validate=False)
-    )
-
-
-@cache
-def _trend_base() -> dict:
-    base = alt.Chart().encode(x=alt.X("week:O", axis=None))
-    walked = base.mark_line(color="#0072B2", point=alt.OverlayMarkDef(size=10)).encode(
-        y=alt.Y("walk_minutes:Q", axis=None)
-    )
-    prescribed = base.mark_line(color="#888888", strokeDash=[2, 2]).encode(
-        y=alt.Y("prescribed_minutes:Q", axis=None)
-    )
-    chart = alt.layer(prescribed, walked, data=WEEKS).properties(width=96, height=22, padding=2)
-    return chart.configure(aria=False).configure_view(strokeWidth=0).to_dict(validate=False)
-
-
-def _with_rows(base: dict, weeks: Sequence[WeekRow]) -> dict:
-    return {**base, "datasets": {"weeks": _rows(weeks)}}
-
-
-def patient_chart_spec(weeks: Sequence[WeekRow]) -> dict:
-    """Weekly walk minutes (bars by status, labelled) against the prescription (line), over four
-    small panels: walking days against prescribed days, steps per day, moderate minutes and
-    peak-30 cadence."""
-    return _with_rows(_patient_chart_base(), weeks)
-
-
-def trend_spec(weeks: Sequence[WeekRow]) -> dict:
-    """A sparkline: walk minutes (line) and the prescription (dashed), no axes."""
-    return _with_rows(_trend_base(), weeks)
-
-
-def render_svg(spec: dict) -> str:
-    """A Vega-Lite specification as SVG."""
-    return vl_convert.vegalite_to_svg(spec)
-
-
-@cache
-def _compiled(name: str) -> dict:
-    """The Vega (not -Lite) form of a chart, compiled once: only the rows change per patient."""
-    base = {"patient": _patient_chart_base, "trend": _trend_base}[name]()
-    return vl_convert.vegalite_to_vega(base)
-
-
-def _render_compiled(name: str, weeks: Sequence[WeekRow]) -> str:
-    vega = _compiled(name)
-    rows = _rows(weeks)
-    data = [{**entry, "values": rows} if entry.get("name") == WEEKS.name else entry for entry in vega["data"]]
-    return vl_convert.vega_to_svg({**vega, "data": data})
+        ticks = _range_ticks(min(present, default=0.0), max(present, default=1.0), 3)
+    scale = Linear(ticks[0], ticks[-1], bottom, PANELS_TOP)
+    _y_axis(svg, scale, ticks, left, right, grid=False)
+    bands = Bands(tuple(w.programme_week for w in weeks), left, right)
+    if bars:
+        bar_width = bands.width * 0.8
+        for i, (week, v) in enumerate(zip(weeks, values)):
+            if v is not None:
+                top = scale(v)
+                svg.rect(bands.centre(i) - bar_width / 2, top, bar_width, bottom - top, colour,
+                         opacity=IN_PROGRESS_OPACITY if week.in_progress else 1.0)
+    else:
+        svg.polyline(_points(bands, values, scale), colour, 1.5, dots=1.8)
+    if plan is not None:
+        tick_width = bands.width * 0.8
+        for i, week in enumerate(weeks):
+            planned = plan(week)
+            if planned is not None:
+                y = scale(planned)
+                svg.line(bands.centre(i) - tick_width / 2, y, bands.centre(i) + tick_width / 2, y, PRESCRIBED_COLOUR, 2)
+    svg.line(left, bottom, right, bottom, AXIS_COLOUR)
 
 
 def patient_chart_svg(weeks: Sequence[WeekRow]) -> str:
-    """The same SVG as render_svg(patient_chart_spec(weeks)), without compiling Vega-Lite each time."""
-    return _render_compiled("patient", weeks)
+    """Weekly walk minutes (bars by status, labelled) against the prescription (line), over four
+    small panels: walking days against prescribed days, steps per day, moderate minutes and
+    peak-30 cadence. The week in progress is drawn faint in the small panels."""
+    svg = Svg(WIDTH_PX, PANELS_TOP + PANEL_HEIGHT + 6)
+    _main_panel(svg, weeks, Bands(tuple(w.programme_week for w in weeks), PLOT_LEFT, PLOT_RIGHT))
+    left = PLOT_LEFT - 12
+    _small_panel(svg, left, "walking days (tick: plan)", weeks, lambda w: w.walking_days, "#0072B2",
+                 bars=True, domain=(0, 3, 5, 7), plan=lambda w: w.prescribed_days)
+    left += PANEL_WIDTH + PANEL_GAP
+    _small_panel(svg, left, "steps / day", weeks, lambda w: w.mean_daily_steps, "#009E73", bars=True)
+    left += PANEL_WIDTH + PANEL_GAP
+    _small_panel(svg, left, "moderate minutes", weeks, lambda w: w.moderate_minutes, "#CC79A7", bars=True)
+    left += PANEL_WIDTH + PANEL_GAP
+    _small_panel(svg, left, "peak-30 cadence", weeks, lambda w: w.peak30_cadence, "#444444", bars=False)
+    return svg.render()
 
 
 def trend_svg(weeks: Sequence[WeekRow]) -> str:
-    return _render_compiled("trend", weeks)
+    """A sparkline: walk minutes (line with points) and the prescription (dashed), no axes."""
+    width, height, pad = 100.0, 26.0, 3.0
+    values = [v for w in weeks for v in (w.walk_minutes, w.prescribed_minutes) if v is not None]
+    scale = Linear(0.0, max(values, default=0.0) or 1.0, height - pad, pad)
+    bands = Bands(tuple(w.programme_week for w in weeks), pad, width - pad)
+    svg = Svg(width, height)
+    svg.polyline(_points(bands, [w.prescribed_minutes for w in weeks], scale), "#888888", 1.0, dash="2,2")
+    svg.polyline(_points(bands, [w.walk_minutes for w in weeks], scale), "#0072B2", 1.5, dots=1.5)
+    return svg.render()

@@ -1,0 +1,120 @@
+"""The clinic summary's charts (pipeline/reports/charts.py): what each mark says about the rows.
+
+The SVG is parsed and its marks measured: bar heights against the values, colours against the
+status, the prescription's line against the prescribed minutes, missing values drawing nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import xml.etree.ElementTree as ET
+from datetime import date, timedelta
+
+import pytest
+
+from pipeline.reports import charts
+from pipeline.reports.data import WeekRow
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def week(number: int, walk: float | None, prescribed: float | None = 100.0, status: str = "met", **values) -> WeekRow:
+    start = date(2024, 1, 1) + timedelta(weeks=number - 1)
+    row = WeekRow(
+        participant_id="P-1", clinic_id="c", programme_week=number, week_start=start,
+        week_end=start + timedelta(days=6), walk_minutes=walk, walking_minutes_all=walk, moderate_minutes=10.0,
+        vigorous_minutes=0.0, steps=50_000, mean_daily_steps=7_000.0, walking_days=4, valid_days=7,
+        low_confidence_days=0, peak30_cadence=100.0, prescribed_minutes=prescribed, prescribed_days=4,
+        adherence_pct=None if walk is None or not prescribed else 100 * walk / prescribed, status=status,
+        flags=(), sources=("fit_monitoring",), definitions_version="1", last_data_utc=None,
+    )
+    return dataclasses.replace(row, **values)
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)
+
+
+def bars(root: ET.Element) -> list[ET.Element]:
+    return [rect for rect in root.iter(f"{SVG}rect") if rect.get("class") == "bar"]
+
+
+def test_bar_heights_are_proportional_to_walk_minutes_and_coloured_by_status():
+    weeks = [week(1, 80, status="met"), week(2, 40, status="not_met"), week(3, 120, status="partial"),
+             week(4, 20, status="in_progress")]
+    root = parse(charts.patient_chart_svg(weeks))
+    drawn = bars(root)
+    assert len(drawn) == 4
+    heights = [float(rect.get("height")) for rect in drawn]
+    for value, height in zip((80, 40, 120, 20), heights):
+        assert height / heights[0] == pytest.approx(value / 80, rel=0.02)
+    assert [rect.get("fill") for rect in drawn] == [charts.STATUS_COLOURS[s] for s in
+                                                    ("met", "not_met", "partial", "in_progress")]
+    xs = [float(rect.get("x")) for rect in drawn]
+    assert xs == sorted(xs)  # weeks left to right in programme order
+    titles = [rect.find(f"{SVG}title").text for rect in drawn]
+    assert titles[1] == "week 2: 40 min of 100 prescribed, not met"
+    bottoms = {round(float(r.get("y")) + float(r.get("height")), 1) for r in drawn}
+    assert len(bottoms) == 1  # every bar stands on zero
+
+
+def test_the_prescription_line_passes_through_the_prescribed_minutes():
+    weeks = [week(1, 50, prescribed=80), week(2, 60, prescribed=100), week(3, 90, prescribed=120)]
+    root = parse(charts.patient_chart_svg(weeks))
+    drawn = bars(root)
+    line = next(p for p in root.iter(f"{SVG}polyline") if p.get("stroke") == charts.PRESCRIBED_COLOUR)
+    points = [tuple(map(float, pair.split(","))) for pair in line.get("points").split()]
+    assert len(points) == 3
+    zero = float(drawn[0].get("y")) + float(drawn[0].get("height"))
+    for (x, y), rect, (walk, prescribed) in zip(points, drawn, ((50, 80), (60, 100), (90, 120))):
+        assert x == pytest.approx(float(rect.get("x")) + float(rect.get("width")) / 2, abs=0.1)
+        assert (zero - y) / float(rect.get("height")) == pytest.approx(prescribed / walk, rel=0.02)
+
+
+def test_a_week_without_data_draws_no_bar_and_no_zero():
+    weeks = [week(1, 80), week(2, None, status="no_data", walking_days=None, mean_daily_steps=None,
+                              moderate_minutes=None, peak30_cadence=None), week(3, 90)]
+    svg = charts.patient_chart_svg(weeks)
+    assert len(bars(parse(svg))) == 2
+    assert ">0<" not in re.sub(r'<text[^>]*text-anchor="end"[^>]*>0</text>', "", svg)  # only axis ticks say 0
+
+
+def test_in_progress_week_is_faint_in_the_small_panels():
+    weeks = [week(1, 80), week(2, 30, status="in_progress")]
+    root = parse(charts.patient_chart_svg(weeks))
+    faint = [r for r in root.iter(f"{SVG}rect") if r.get("fill-opacity")]
+    assert len(faint) == 3  # walking days, steps/day, moderate minutes of week 2
+    assert {r.get("fill-opacity") for r in faint} == {str(charts.IN_PROGRESS_OPACITY)}
+
+
+def test_many_weeks_label_the_newest_bars_without_overlap():
+    weeks = [week(n, 100 + n) for n in range(1, 53)]
+    root = parse(charts.patient_chart_svg(weeks))
+    labels = [t for t in root.iter(f"{SVG}text") if t.get("font-size") == "9" and t.get("text-anchor") == "middle"]
+    assert labels[-1].text == "152"  # the newest week is always labelled
+    xs = [float(t.get("x")) for t in labels]
+    assert min(b - a for a, b in zip(xs, xs[1:])) >= 3 * 9 * 0.62  # three digits fit between labels
+
+
+def test_nice_ticks_cover_the_values_in_round_steps():
+    assert charts.nice_ticks(130, 4) == [0, 50, 100, 150]
+    assert charts.nice_ticks(7, 3) == [0, 2, 4, 6, 8]
+    assert charts.nice_ticks(0, 4) == [0.0, 1.0]
+    assert charts.nice_ticks(12_345, 3) == [0, 5_000, 10_000, 15_000]
+
+
+def test_trend_sparkline_has_the_walked_and_prescribed_lines():
+    weeks = [week(n, 10.0 * n, prescribed=80) for n in range(1, 9)]
+    root = parse(charts.trend_svg(weeks))
+    walked, = [p for p in root.iter(f"{SVG}polyline") if not p.get("stroke-dasharray")]
+    prescribed, = [p for p in root.iter(f"{SVG}polyline") if p.get("stroke-dasharray")]
+    ys = [float(pair.split(",")[1]) for pair in walked.get("points").split()]
+    assert ys == sorted(ys, reverse=True)  # rising minutes rise on the page
+    assert len({pair.split(",")[1] for pair in prescribed.get("points").split()}) == 1
+    assert len(list(root.iter(f"{SVG}circle"))) == 8
+
+
+def test_svg_is_self_contained():
+    svg = charts.patient_chart_svg([week(1, 80), week(2, 90)])
+    assert not re.search(r"<script|href=|src=|url\(|id=", svg)

@@ -1,0 +1,111 @@
+"""summary.pdf printed by headless Chromium (pipeline/reports/pdf.py): what happens when it cannot be.
+
+A Chromium that fails, hangs or is missing must not cost a clinic its HTML, CSV and JSON, nor leave
+a process behind; the error names the clinic and says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipeline.reports.pdf import PdfPrintError, chromium_binary, html_to_pdf
+from pipeline.reports.render import write_clinic_reports
+from pipeline.reports.synthetic import sample_cohort, write_synthetic_warehouse
+
+REPORT_DATE = date(2024, 3, 20)
+COHORT = sample_cohort(REPORT_DATE)
+
+
+def fake_chromium(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "fake-chromium"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def test_a_failing_chromium_keeps_every_other_file_and_names_the_clinics(tmp_path, monkeypatch):
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_synthetic_warehouse(warehouse, COHORT, REPORT_DATE)
+    monkeypatch.setenv("STEPWISE_CHROMIUM", fake_chromium(tmp_path, 'echo "cannot open display" >&2; exit 3'))
+    outbox = tmp_path / "outbox"
+    clinics = sorted({p.clinic_id for p in COHORT})
+    with pytest.raises(PdfPrintError) as caught:
+        write_clinic_reports(warehouse, [p.participant() for p in COHORT], outbox, REPORT_DATE)
+    message = caught.value.one_line()
+    assert all(clinic in message for clinic in clinics)
+    assert "exited with status 3" in message and "cannot open display" in message
+    assert "Install Chromium" in message
+    for clinic in clinics:
+        folder = outbox / clinic / REPORT_DATE.isoformat()
+        assert sorted(p.name for p in folder.iterdir()) == ["summary.csv", "summary.html", "summary.json"]
+
+
+def test_a_pdf_left_by_an_earlier_print_of_the_same_day_is_removed_when_printing_fails(tmp_path, monkeypatch):
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_synthetic_warehouse(warehouse, COHORT, REPORT_DATE)
+    north = [p.participant() for p in COHORT if p.clinic_id == "north"]
+    outbox = tmp_path / "outbox"
+    write_clinic_reports(warehouse, north, outbox, REPORT_DATE)
+    pdf = outbox / "north" / REPORT_DATE.isoformat() / "summary.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    monkeypatch.setenv("STEPWISE_CHROMIUM", fake_chromium(tmp_path, "exit 1"))
+    with pytest.raises(PdfPrintError):
+        write_clinic_reports(warehouse, north, outbox, REPORT_DATE)
+    assert not pdf.exists()  # it would no longer match the HTML, CSV and JSON written beside it
+
+
+def test_output_that_is_not_a_pdf_is_refused(tmp_path, monkeypatch):
+    # writes junk where the PDF belongs and exits 0
+    body = 'for a in "$@"; do case "$a" in --print-to-pdf=*) echo junk > "${a#--print-to-pdf=}";; esac; done'
+    monkeypatch.setenv("STEPWISE_CHROMIUM", fake_chromium(tmp_path, body))
+    with pytest.raises(PdfPrintError, match="exited with status 0 and no PDF"):
+        html_to_pdf("<p>x</p>")
+
+
+def test_a_hanging_chromium_is_killed_with_its_children(tmp_path, monkeypatch):
+    pids = tmp_path / "pids"
+    body = f"sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    monkeypatch.setenv("STEPWISE_CHROMIUM", fake_chromium(tmp_path, body))
+    began = time.monotonic()
+    with pytest.raises(PdfPrintError, match="did not finish printing within 1 s"):
+        html_to_pdf("<p>x</p>", timeout_s=1)
+    assert time.monotonic() - began < 20
+    for pid in map(int, pids.read_text().split()):
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            assert time.monotonic() < deadline, f"process {pid} survived the timeout"
+            time.sleep(0.05)
+
+
+def test_a_missing_chromium_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEPWISE_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(PdfPrintError, match="is not an executable file"):
+        chromium_binary()
+    monkeypatch.delenv("STEPWISE_CHROMIUM")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PdfPrintError, match="no Chromium to print summary.pdf with"):
+        chromium_binary()
+
+
+def test_chromium_prints_an_a4_pdf_with_the_pages_footer():
+    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        try:
+            chromium_binary()
+        except PdfPrintError as exc:
+            pytest.skip(f"{exc.message} (CI=true fails instead)")
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    html = ("<style>@page { size: A4; margin: 20mm; @bottom-right { content: 'page ' counter(page) ' of ' "
+            "counter(pages); } } p { break-after: page; }</style><p>first</p><p>second</p>")
+    reader = PdfReader(BytesIO(html_to_pdf(html)))
+    assert len(reader.pages) == 2
+    assert abs(float(reader.pages[0].mediabox.width) - 595.3) < 1.5
+    assert "page 2 of 2" in reader.pages[1].extract_text()
