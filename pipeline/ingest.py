@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import stat
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +52,8 @@ from pipeline.sources.registry import detect_reader
 Progress = Callable[[int, int], None]
 HASH_CHUNK_BYTES = 1 << 20
 WHOLE_READ_BYTES = 1 << 20  # a file up to this size is read once: hashed, detected and stored from memory
+PARALLEL_MIN_FILES = 256  # fewer new files than this are read in this process (see ingest_inbox)
+MAX_READ_WORKERS = 4
 MAX_PROBLEM_CHARS = 500  # a reason quotes the offending value; a 20 MB cell is not quoted whole
 
 
@@ -255,6 +262,35 @@ def _read_file(
     return reader.name, result.intervals, result.device_daily_totals
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What reading one file gave: its rows (`reader`, `intervals`, `totals`), or `reason` (the
+    quarantine record) when it could not be read."""
+
+    reader: str | None = None
+    intervals: pl.DataFrame | None = None
+    totals: pl.DataFrame | None = None
+    reason: dict | None = None
+
+
+def _read_and_check(item: InboxFile, participant: Participant, content: bytes | None) -> _Read:
+    """Detect, read and check one file: no writes, so it runs in a worker process as well as here.
+    Every error becomes a quarantine reason; none escapes (a reader bug must not stop the run)."""
+    try:
+        reader, intervals, totals = _read_file(item, participant, content)
+        frame = _checked_intervals(intervals, item, reader)
+    except InputFileError as exc:
+        return _Read(reason=exc.as_record())
+    except Exception as exc:  # a reader bug must not stop the run: keep the file and say so
+        return _Read(reason={"reader": None, "error": type(exc).__name__,
+                             "problem": f"unexpected error while reading: {exc}"})
+    if totals is None or not totals.height:
+        totals = None
+    elif totals.columns != list(DAILY_TOTAL_COLUMNS):
+        totals = totals.select(list(DAILY_TOTAL_COLUMNS))
+    return _Read(reader, frame, totals)
+
+
 def _checked_intervals(intervals: pl.DataFrame, item: InboxFile, reader: str) -> pl.DataFrame:
     """The reader's rows in the reader schema, or InputFileError when one is unusable. Checked
     with NumPy (null times are NaT, null steps NaN): this runs once per file, and each polars
@@ -344,8 +380,13 @@ def ingest_inbox(
     now: datetime | None = None,
     batch_size: int = 500,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
-    """Ingest every new inbox file. Bad files are quarantined; the run always goes on."""
+    """Ingest every new inbox file. Bad files are quarantined; the run always goes on.
+
+    `workers`: processes that read (decode) files while this one hashes, stores and writes;
+    default one per core (at most MAX_READ_WORKERS) when PARALLEL_MIN_FILES or more files are new,
+    else none (a worker costs ~1 s to start). The result is the same with any number."""
     now = now or datetime.now(UTC)
     by_id = {p.participant_id: p for p in participants}
     manifest = read_manifest(folder.manifest)
@@ -362,35 +403,45 @@ def ingest_inbox(
             report.skipped += 1
         else:
             pending.append(item)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, MAX_READ_WORKERS) if len(pending) >= PARALLEL_MIN_FILES else 0
     done = 0
-    for batch in _batches(pending, batch_size):
-        batch_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        files: list[_FileRows] = []
-        entries = []
-        originals = _PendingOriginals(folder)
-        try:
-            for item in batch:
-                try:
-                    entry, rows = _ingest_one(folder, item, by_id, seen_content, batch_id, now, report, originals)
-                except _Vanished:  # removed from the inbox during the run: nothing to keep
-                    report.skipped += 1
-                    continue
-                entries.append(entry)
-                if rows is not None:
-                    files.append(rows)
-                done += 1
-                if progress:
-                    progress(done, len(pending))
-            originals.commit()  # every original durable in raw/ before the manifest records it
-        finally:
-            originals.discard()
-        if files:
-            write_interval_batch(_batch_intervals(files, now), folder.intervals_dir, batch_id)
-            totals = _batch_daily_totals(files, now)
-            if totals is not None:
-                write_daily_totals_batch(totals, folder.lake / "device_daily_totals", batch_id)
-        manifest = pl.concat([manifest, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
-        write_manifest(manifest, folder.manifest)
+    with _Readers(workers if workers > 1 else 0) as readers:
+        for batch in _batches(pending, batch_size):
+            batch_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+            files: list[_FileRows] = []
+            entries = []
+            originals = _PendingOriginals(folder)
+            try:
+                started: list[tuple[InboxFile, _Started]] = []
+                for item in batch:
+                    try:
+                        started.append((item, _start(folder, item, by_id, seen_content, batch_id, now, report,
+                                                     readers)))
+                    except _Vanished:  # removed from the inbox during the run: nothing to keep
+                        report.skipped += 1
+                for item, start in started:
+                    try:
+                        entry, rows = _finish(folder, item, start, by_id, seen_content, report, originals, readers)
+                    except _Vanished:
+                        report.skipped += 1
+                        continue
+                    entries.append(entry)
+                    if rows is not None:
+                        files.append(rows)
+                    done += 1
+                    if progress:
+                        progress(done, len(pending))
+                originals.commit()  # every original durable in raw/ before the manifest records it
+            finally:
+                originals.discard()
+            if files:
+                write_interval_batch(_batch_intervals(files, now), folder.intervals_dir, batch_id)
+                totals = _batch_daily_totals(files, now)
+                if totals is not None:
+                    write_daily_totals_batch(totals, folder.lake / "device_daily_totals", batch_id)
+            manifest = pl.concat([manifest, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
+            write_manifest(manifest, folder.manifest)
     return report
 
 
@@ -415,7 +466,20 @@ def _hash_inbox_file(item: InboxFile) -> tuple[str, bytes | None]:
         raise _Vanished(item.path) from exc
 
 
-def _ingest_one(
+@dataclass
+class _Started:
+    """One file of a batch, hashed, with its manifest entry; `read` is its reading under way
+    (`_Readers.submit`), None when there is nothing to read: `recorded` (quarantined without
+    reading) or already in the lake under this participant."""
+
+    entry: dict
+    sha256: str | None
+    content: bytes | None
+    read: object = None
+    recorded: bool = False
+
+
+def _start(
     folder: DataFolder,
     item: InboxFile,
     by_id: dict[str, Participant],
@@ -423,8 +487,9 @@ def _ingest_one(
     batch_id: str,
     now: datetime,
     report: IngestReport,
-    originals: _PendingOriginals,
-) -> tuple[dict, _FileRows | None]:
+    readers: "_Readers",
+) -> _Started:
+    """Hash the file; quarantine it at once when it must not be read; else start reading it."""
     entry = {
         "inbox_path": item.relative,
         "participant_id": item.participant_id,
@@ -444,41 +509,109 @@ def _ingest_one(
             sha256, content = _hash_inbox_file(item)
         except OSError as exc:  # no permission, I/O error: say so; the file itself stays in the inbox
             problem = f"the file cannot be read ({exc.strerror or exc}); check its permissions and export it again"
+    entry["file_sha256"] = sha256
     if problem is not None:
-        entry["file_sha256"] = sha256
         _quarantine(folder, item, sha256, {"reader": None, "error": "NotIngested", "problem": problem})
         entry["problem"] = problem
         report.quarantined += 1
         report.quarantine_reasons.append(f"{item.relative}: {problem}")
+        return _Started(entry, sha256, content, recorded=True)
+    started = _Started(entry, sha256, content)
+    if (item.participant_id, sha256) not in seen_content:
+        started.read = readers.submit(item, by_id[item.participant_id], content)
+    return started
+
+
+def _finish(
+    folder: DataFolder,
+    item: InboxFile,
+    started: _Started,
+    by_id: dict[str, Participant],
+    seen_content: set[tuple[str, str]],
+    report: IngestReport,
+    originals: _PendingOriginals,
+    readers: "_Readers",
+) -> tuple[dict, _FileRows | None]:
+    """Take the file's reading (in batch order): keep its original and rows, or quarantine it."""
+    entry, sha256 = started.entry, started.sha256
+    if started.recorded:
         return entry, None
-    entry["file_sha256"] = sha256
-    if (item.participant_id, sha256) in seen_content:
+    if (item.participant_id, sha256) in seen_content:  # also when an earlier file of this batch had these bytes
+        readers.forget(started.read)
         entry["status"] = "duplicate"
         report.skipped += 1
         return entry, None
     participant = by_id[item.participant_id]
-    try:
-        reader, intervals, totals = _read_file(item, participant, content)
-        frame = _checked_intervals(intervals, item, reader)
-    except InputFileError as exc:
-        reason = exc.as_record()
-    except Exception as exc:  # a reader bug must not stop the run: keep the file and say so
-        reason = {"reader": None, "error": type(exc).__name__, "problem": f"unexpected error while reading: {exc}"}
-    else:
-        originals.store(item, sha256, content)
+    read = readers.result(started.read)
+    if read.reason is None:
+        originals.store(item, sha256, started.content)
         seen_content.add((item.participant_id, sha256))
-        entry.update(status="ingested", reader=reader, rows=frame.height)
+        entry.update(status="ingested", reader=read.reader, rows=read.intervals.height)
         report.ingested += 1
-        report.rows += frame.height
-        if totals is None or not totals.height:
-            totals = None
-        elif totals.columns != list(DAILY_TOTAL_COLUMNS):
-            totals = totals.select(list(DAILY_TOTAL_COLUMNS))
-        return entry, _FileRows(participant, sha256, frame, totals)
-    reason["problem"] = _shorten(str(reason.get("problem")))
+        report.rows += read.intervals.height
+        return entry, _FileRows(participant, sha256, read.intervals, read.totals)
+    reason = {**read.reason, "problem": _shorten(str(read.reason.get("problem")))}
     _quarantine(folder, item, sha256, reason)
     entry["reader"] = reason.get("reader")
     entry["problem"] = reason.get("problem")
     report.quarantined += 1
     report.quarantine_reasons.append(f"{item.relative}: {reason.get('problem')}")
     return entry, None
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """In a reading worker: exit as soon as the run's process is gone (killed, say). The pool's
+    queues would not tell a worker so: each worker holds both ends of them."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+class _Readers:
+    """Reads files (`_read_and_check`): where they are read, not what is read.
+
+    With `workers` = 0 a file is read here, when its result is asked for, in batch order. With
+    workers > 0 the reads of a batch run in that many worker processes (spawned: polars must not be
+    forked) while this process hashes, stores and writes; results are still taken in batch order,
+    so the manifest, the lake and the quarantine are the same either way. Should a worker die (the
+    pool is then broken), the files not yet read are read here."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "_Readers":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def submit(self, item: InboxFile, participant: Participant, content: bytes | None) -> tuple:
+        arguments = (item, participant, content)
+        if self.workers and self.pool is None:
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_end_with_parent, initargs=(os.getpid(),))
+        future = self.pool.submit(_read_and_check, *arguments) if self.pool is not None else None
+        return future, arguments
+
+    def result(self, submitted: tuple) -> _Read:
+        future, arguments = submitted
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): read the rest here
+                self.workers = 0
+                if self.pool is not None:
+                    self.pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = None
+        return _read_and_check(*arguments)
+
+    def forget(self, submitted: tuple | None) -> None:
+        if submitted is not None and submitted[0] is not None:
+            submitted[0].cancel()

@@ -102,3 +102,100 @@ def test_batch_commit_without_syncfs_fsyncs_each_file_and_folder(tmp_path, monke
     originals = [p for p in settings.data.raw.rglob("*") if p.is_file()]
     assert len(originals) == report.ingested and len(synced) > len(originals)
     assert hidden_files(settings.data.raw) == [] and hidden_files(settings.data.lake) == []
+
+
+def with_troublesome_files(settings: Settings) -> None:
+    """A copy of an export under another name (the same bytes twice in one batch) and junk."""
+    inbox = settings.data.inbox / "P001"
+    first = sorted(p for p in inbox.rglob("*") if p.is_file())[0]
+    shutil.copy2(first, inbox / ("copy-of-" + first.name))
+    (inbox / "junk.csv").write_bytes(b"\x00\x01 not an export\n")
+    (inbox / "cut.fit").write_bytes(first.read_bytes()[:40] if first.suffix.lower() == ".fit" else b".FIT")
+
+
+def test_reading_in_worker_processes_gives_the_same_lake_and_quarantine(tmp_path):
+    inline, parallel = sample_folder(tmp_path / "inline"), sample_folder(tmp_path / "parallel")
+    for settings in (inline, parallel):
+        with_troublesome_files(settings)
+    participants = read_participants(inline.data.participants_csv)
+    first = ingest_inbox(inline.data, participants, now=NOW, batch_size=16, workers=0)
+    second = ingest_inbox(parallel.data, participants, now=NOW, batch_size=16, workers=2)
+    assert first == second
+    assert first.quarantined >= 2 and first.skipped >= 1  # the junk, the cut file; the copy is a duplicate
+    expected, actual = lake_rows(inline), lake_rows(parallel)
+    for name in expected:
+        if name == "manifest":  # the junk files were written a moment apart in the two folders
+            expected[name], actual[name] = expected[name].drop("mtime_ns"), actual[name].drop("mtime_ns")
+        assert actual[name].equals(expected[name]), name
+    def reasons(settings: Settings) -> list[str]:  # each names the file by its full path
+        return sorted(p.read_text().replace(str(settings.data.root), "DIR")
+                      for p in settings.data.quarantine.rglob("reason.json"))
+
+    assert reasons(inline) == reasons(parallel) and len(reasons(inline)) == first.quarantined
+
+
+def test_a_worker_that_dies_leaves_its_files_to_be_read_here(tmp_path, monkeypatch):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DyingPool:  # every reading fails as it does when a worker process is killed
+        def __init__(self, *args, **kwargs) -> None:
+            self.shut = False
+
+        def submit(self, *args) -> Future:
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+            return future
+
+        def shutdown(self, *args, **kwargs) -> None:
+            self.shut = True
+
+    reference, settings = sample_folder(tmp_path / "reference"), sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    expected = ingest_inbox(reference.data, participants, now=NOW, workers=0)
+    monkeypatch.setattr(ingest, "ProcessPoolExecutor", DyingPool)
+    assert ingest_inbox(settings.data, participants, now=NOW, workers=2) == expected
+    for name, frame in lake_rows(reference).items():
+        assert lake_rows(settings)[name].equals(frame), name
+
+
+WORKER_HOLDER = """
+import sys, time
+from pathlib import Path
+from pipeline.ingest import InboxFile, _Readers
+from pipeline.registry import Participant
+path = Path(sys.argv[1])
+item = InboxFile(path, "P001/x.fit", "P001", path.stat().st_size, 0)
+readers = _Readers(2).__enter__()
+readers.result(readers.submit(item, Participant("P001", "c", "UTC", None), None))
+print(" ".join(str(p) for p in readers.pool._processes), flush=True)
+time.sleep(120)
+"""
+
+
+def test_reading_workers_end_when_the_run_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def alive(pid: int) -> bool:  # a zombie has ended (its new parent may not reap it at once)
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    export = next(p for p in (SAMPLE / "inbox" / "P001").rglob("*") if p.is_file())
+    holder = subprocess.Popen([sys.executable, "-c", WORKER_HOLDER, str(export)], stdout=subprocess.PIPE,
+                              cwd=Path(__file__).resolve().parent.parent, text=True)
+    try:
+        workers = [int(pid) for pid in holder.stdout.readline().split()]
+        assert len(workers) == 2 and all(alive(pid) for pid in workers)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a reading worker outlived the killed run"
+        time.sleep(0.1)
