@@ -188,7 +188,7 @@ def library_driver(data_dir: Path, as_of: date) -> dict:
     """The flow's steps as plain library calls, each timed (runs in its own process)."""
     began = time.perf_counter()
     from pipeline.config import Settings
-    from pipeline.ingest import ingest_inbox
+    from pipeline.ingest import ingest_inbox, read_workers
     from pipeline.registry import read_participants, read_plan_rows
     from pipeline.reports.render import write_clinic_reports
     from pipeline.runlock import run_lock
@@ -207,7 +207,7 @@ def library_driver(data_dir: Path, as_of: date) -> dict:
         plan_rows = read_plan_rows(settings.data.prescriptions_csv, participants)
         phases["registry_s"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        report = ingest_inbox(settings.data, participants)
+        report = ingest_inbox(settings.data, participants, workers=read_workers())  # as the flow does
         phases["ingest_s"] = time.perf_counter() - mark
         phases["ingest_peak_mb"] = peak_mb()
         mark = time.perf_counter()

@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow, task
 
 from pipeline.config import Settings
-from pipeline.ingest import IngestReport, ingest_inbox
+from pipeline.ingest import IngestReport, ingest_inbox, read_workers
 from pipeline.registry import Participant, PlanRow, read_participants, read_plan_rows
 from pipeline.reports.delivery import DeliveryError, deliver_clinic_summary, load_smtp_settings
 from pipeline.reports.render import write_clinic_reports
@@ -55,7 +55,7 @@ def ingest(settings: Settings, participants: list[Participant]) -> IngestReport:
     def report_progress(done: int, total: int) -> None:
         progress_log.info("ingest", extra={"done": done, "total": total})
 
-    return ingest_inbox(settings.data, participants, progress=report_progress)
+    return ingest_inbox(settings.data, participants, progress=report_progress, workers=read_workers())
 
 
 @task

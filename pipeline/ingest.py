@@ -368,6 +368,12 @@ def _batch_daily_totals(files: list[_FileRows], ingested_at: datetime) -> pl.Dat
     )
 
 
+def read_workers() -> int:
+    """Reading workers for a run: one per core, at most MAX_READ_WORKERS (1 core: none)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, MAX_READ_WORKERS) if cores > 1 else 0
+
+
 def _batches(items: list[InboxFile], size: int) -> Iterator[list[InboxFile]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -380,13 +386,15 @@ def ingest_inbox(
     now: datetime | None = None,
     batch_size: int = 500,
     progress: Progress | None = None,
-    workers: int | None = None,
+    workers: int = 0,
 ) -> IngestReport:
     """Ingest every new inbox file. Bad files are quarantined; the run always goes on.
 
-    `workers`: processes that read (decode) files while this one hashes, stores and writes;
-    default one per core (at most MAX_READ_WORKERS) when PARALLEL_MIN_FILES or more files are new,
-    else none (a worker costs ~1 s to start). The result is the same with any number."""
+    `workers`: processes that read (decode) files while this one hashes, stores and writes, used
+    when PARALLEL_MIN_FILES or more files are new (a worker costs ~1 s to start); the result is the
+    same with any number. The default, 0, reads here. Workers are spawned, so a script that passes
+    workers > 1 needs the `if __name__ == "__main__":` guard (the nightly flow passes
+    `read_workers()`)."""
     now = now or datetime.now(UTC)
     by_id = {p.participant_id: p for p in participants}
     manifest = read_manifest(folder.manifest)
@@ -403,10 +411,8 @@ def ingest_inbox(
             report.skipped += 1
         else:
             pending.append(item)
-    if workers is None:
-        workers = min(os.cpu_count() or 1, MAX_READ_WORKERS) if len(pending) >= PARALLEL_MIN_FILES else 0
     done = 0
-    with _Readers(workers if workers > 1 else 0) as readers:
+    with _Readers(workers if workers > 1 and len(pending) >= PARALLEL_MIN_FILES else 0) as readers:
         for batch in _batches(pending, batch_size):
             batch_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
             files: list[_FileRows] = []

@@ -59,6 +59,8 @@ def make_dirs(folder: Path, *, durable: bool = True) -> list[Path]:
     while not probe.is_dir() and probe != probe.parent:
         missing.append(probe)
         probe = probe.parent
+    if not missing:
+        return missing
     folder.mkdir(parents=True, exist_ok=True)
     if durable:
         for created in reversed(missing):

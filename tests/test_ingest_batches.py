@@ -113,13 +113,24 @@ def with_troublesome_files(settings: Settings) -> None:
     (inbox / "cut.fit").write_bytes(first.read_bytes()[:40] if first.suffix.lower() == ".fit" else b".FIT")
 
 
-def test_reading_in_worker_processes_gives_the_same_lake_and_quarantine(tmp_path):
+def test_reading_in_worker_processes_gives_the_same_lake_and_quarantine(tmp_path, monkeypatch):
+    pools = []
+
+    class RecordedPool(ingest.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(ingest, "ProcessPoolExecutor", RecordedPool)
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 1)  # the sample is smaller than a run worth workers
     inline, parallel = sample_folder(tmp_path / "inline"), sample_folder(tmp_path / "parallel")
     for settings in (inline, parallel):
         with_troublesome_files(settings)
     participants = read_participants(inline.data.participants_csv)
     first = ingest_inbox(inline.data, participants, now=NOW, batch_size=16, workers=0)
+    assert not pools
     second = ingest_inbox(parallel.data, participants, now=NOW, batch_size=16, workers=2)
+    assert len(pools) == 1  # the files were read by worker processes
     assert first == second
     assert first.quarantined >= 2 and first.skipped >= 1  # the junk, the cut file; the copy is a duplicate
     expected, actual = lake_rows(inline), lake_rows(parallel)
@@ -138,9 +149,12 @@ def test_a_worker_that_dies_leaves_its_files_to_be_read_here(tmp_path, monkeypat
     from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool
 
+    pools = []
+
     class DyingPool:  # every reading fails as it does when a worker process is killed
         def __init__(self, *args, **kwargs) -> None:
             self.shut = False
+            pools.append(self)
 
         def submit(self, *args) -> Future:
             future: Future = Future()
@@ -154,7 +168,9 @@ def test_a_worker_that_dies_leaves_its_files_to_be_read_here(tmp_path, monkeypat
     participants = read_participants(settings.data.participants_csv)
     expected = ingest_inbox(reference.data, participants, now=NOW, workers=0)
     monkeypatch.setattr(ingest, "ProcessPoolExecutor", DyingPool)
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 1)
     assert ingest_inbox(settings.data, participants, now=NOW, workers=2) == expected
+    assert len(pools) == 1 and pools[0].shut  # broken once, then every file was read here
     for name, frame in lake_rows(reference).items():
         assert lake_rows(settings)[name].equals(frame), name
 
