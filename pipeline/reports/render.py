@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import math
-import os
+import threading
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -386,15 +386,15 @@ def write_clinic_reports(
     definitions: Definitions = Definitions(),
     clinics: Collection[str] | None = None,
     pdf: bool = True,
-    workers: int | None = None,
 ) -> list[Path]:
     """Write every clinic's summary.html/.pdf/.csv/.json into outbox/<clinic_id>/<report_date>/.
 
     `participants` is the registry (display names come from there, never from the warehouse);
     `clinics` limits the run to some clinics; `pdf=False` skips printing (and removes a PDF an
-    earlier render of the same day left, which would no longer match). Clinics are rendered by
-    `workers` threads (default: one per core, at most 4), so that one clinic's PDF prints in
-    Chromium while the next one's page is rendered. Returns the files written.
+    earlier render of the same day left, which would no longer match). Clinics are rendered by two
+    threads, so that one clinic's PDF prints in Chromium while the next one's page is rendered;
+    one PDF prints at a time (Chromium uses every core for one, and holds 1.5-2 GB for a clinic
+    of 200 patients). Returns the files written.
 
     A PDF that cannot be printed does not stop the others: every clinic's HTML, CSV and JSON are
     written first, then one `PdfPrintError` names the clinics without a PDF.
@@ -404,11 +404,11 @@ def write_clinic_reports(
     summaries = load_clinic_summaries(warehouse, participants, report_date, definitions=definitions, clinics=clinics)
     for summary in summaries:
         clinic_folder(outbox, summary.clinic_id, report_date)  # refuse a bad clinic id before rendering
-    workers = workers or min(os.cpu_count() or 1, 4)
     written: list[Path] = []
     failures: list[tuple[str, PdfPrintError]] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(summaries)))) as pool:
-        for files, failure in pool.map(lambda summary: _write_clinic(summary, outbox, pdf), summaries):
+    printing = threading.Lock()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for files, failure in pool.map(lambda summary: _write_clinic(summary, outbox, pdf, printing), summaries):
             written += files
             if failure is not None:
                 failures.append(failure)
@@ -419,12 +419,14 @@ def write_clinic_reports(
     return written
 
 
-def _write_clinic(summary: ClinicSummary, outbox: Path, pdf: bool) -> tuple[list[Path], tuple[str, PdfPrintError] | None]:
+def _write_clinic(summary: ClinicSummary, outbox: Path, pdf: bool,
+                  printing: threading.Lock) -> tuple[list[Path], tuple[str, PdfPrintError] | None]:
     rendered = render_clinic(summary)
     document, failure = None, None
     if pdf:
         try:
-            document = html_to_pdf(rendered.print_html)
+            with printing:
+                document = html_to_pdf(rendered.print_html)
         except PdfPrintError as exc:
             failure = (summary.clinic_id, exc)
     return write_rendered(rendered, outbox, pdf=document), failure
