@@ -186,6 +186,16 @@ def test_detect_by_content(tmp_path):
     assert not READER.detect(tmp_path / "x", b"\x00\x01\x02binary")
 
 
+def test_detection_splits_lines_as_the_reader_does(tmp_path):
+    # a form feed or vertical tab is no line break for the reader (the csv module); nor for detection
+    rows = [trend_row(date(2024, 3, 1), -2, "4321")]
+    for odd in ("\x0c", "\x0b", "\x1c", "\u2028"):
+        text = trend_file(rows).replace("\n" + TREND_HEADER, "\n" + odd + TREND_HEADER.replace(",count,", f",{odd}count,"))
+        path = write(tmp_path, text, f"odd-{ord(odd)}.csv")
+        frame = read(path).intervals  # read() asserts detection first
+        assert frame["steps"].sum() == 4321
+
+
 def test_pedometer_intervals_are_utc(tmp_path):
     rows = [
         pedometer_row("2024-03-01 00:10:00.000", "2024-03-01 00:11:00.000", "95", "70.5", device="watch1"),

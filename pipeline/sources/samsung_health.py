@@ -62,10 +62,10 @@ class SamsungHealthReader:
         kind = first_line(head).split(",")[0].strip()
         if kind not in REQUIRED_COLUMNS:
             return False
-        lines = head.decode("utf-8-sig", errors="ignore").splitlines()
-        if len(lines) < 2:
+        records = _head_records(head, 2)
+        if len(records) < 2:
             return True  # the metadata line alone is specific enough
-        header = {_column_name(name) for name in lines[1].split(",")}
+        header = {_column_name(name) for name in records[1]}
         return set(REQUIRED_COLUMNS[kind]) <= header
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
@@ -191,6 +191,23 @@ class SamsungHealthReader:
 def _column_name(name: str) -> str:
     name = name.strip().strip('"')
     return name[len(PEDOMETER_PREFIX):] if name.startswith(PEDOMETER_PREFIX) else name
+
+
+def _head_records(head: bytes, count: int) -> list[list[str]]:
+    """The first `count` non-blank CSV records of a file's head, split as `_read_csv_records`
+    splits the whole file (so detection sees the header the reader gets; a cut last record or a
+    malformed one ends the list)."""
+    records: list[list[str]] = []
+    rows = csv.reader(io.StringIO(head.decode("utf-8-sig", errors="ignore"), newline=""))
+    try:
+        for row in rows:
+            if any(field.strip() for field in row):
+                records.append(row)
+                if len(records) == count:
+                    break
+    except csv.Error:
+        pass
+    return records
 
 
 def _read_csv_records(path: Path, reader: str) -> list[tuple[int, list[str]]]:
