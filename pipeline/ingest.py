@@ -52,6 +52,8 @@ from pipeline.sources.registry import detect_reader
 Progress = Callable[[int, int], None]
 HASH_CHUNK_BYTES = 1 << 20
 WHOLE_READ_BYTES = 1 << 20  # a file up to this size is read once: hashed, detected and stored from memory
+MIN_BATCH_FILES = 500
+MAX_BATCHES = 100  # a first run of 365,000 files: batches of 3,650, the manifest written 100 times
 PARALLEL_MIN_FILES = 256  # fewer new files than this are read in this process (see ingest_inbox)
 MAX_READ_WORKERS = 4
 MAX_PROBLEM_CHARS = 500  # a reason quotes the offending value; a 20 MB cell is not quoted whole
@@ -384,12 +386,15 @@ def ingest_inbox(
     participants: list[Participant],
     *,
     now: datetime | None = None,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     progress: Progress | None = None,
     workers: int = 0,
 ) -> IngestReport:
     """Ingest every new inbox file. Bad files are quarantined; the run always goes on.
 
+    `batch_size`: files whose originals, Parquet and manifest rows are committed together (a
+    killed run redoes at most one batch); default MIN_BATCH_FILES, larger in a large run so that
+    there are at most MAX_BATCHES (the manifest is rewritten once per batch).
     `workers`: processes that read (decode) files while this one hashes, stores and writes, used
     when PARALLEL_MIN_FILES or more files are new (a worker costs ~1 s to start); the result is the
     same with any number. The default, 0, reads here. Workers are spawned, so a script that passes
@@ -411,6 +416,8 @@ def ingest_inbox(
             report.skipped += 1
         else:
             pending.append(item)
+    if batch_size is None:
+        batch_size = max(MIN_BATCH_FILES, -(-len(pending) // MAX_BATCHES))
     done = 0
     with _Readers(workers if workers > 1 and len(pending) >= PARALLEL_MIN_FILES else 0) as readers:
         for batch in _batches(pending, batch_size):

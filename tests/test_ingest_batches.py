@@ -215,3 +215,20 @@ def test_reading_workers_end_when_the_run_is_killed(tmp_path):
     while any(alive(pid) for pid in workers):
         assert time.monotonic() < deadline, "a reading worker outlived the killed run"
         time.sleep(0.1)
+
+
+def test_a_large_run_is_cut_into_at_most_max_batches(tmp_path, monkeypatch):
+    # the manifest is rewritten once per batch: a first run of a year of files must not rewrite it
+    # thousands of times
+    monkeypatch.setattr(ingest, "MIN_BATCH_FILES", 1)
+    monkeypatch.setattr(ingest, "MAX_BATCHES", 3)
+    settings = sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    written = []
+    real_write = ingest.write_manifest
+    monkeypatch.setattr(ingest, "write_manifest", lambda frame, path: (written.append(frame.height),
+                                                                       real_write(frame, path)))
+    report = ingest_inbox(settings.data, participants, now=NOW)
+    files = report.ingested + report.skipped + report.quarantined
+    assert files > 30 and len(written) == 3 and written[-1] == files
+    assert pl.read_parquet(settings.data.manifest)["batch_id"].n_unique() == 3
