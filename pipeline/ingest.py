@@ -420,6 +420,7 @@ def ingest_inbox(
         batch_size = max(MIN_BATCH_FILES, -(-len(pending) // MAX_BATCHES))
     done = 0
     with _Readers(workers if workers > 1 and len(pending) >= PARALLEL_MIN_FILES else 0) as readers:
+        run = _Run(folder, by_id, seen_content, now, report, readers)
         for batch in _batches(pending, batch_size):
             batch_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
             files: list[_FileRows] = []
@@ -429,13 +430,12 @@ def ingest_inbox(
                 started: list[tuple[InboxFile, _Started]] = []
                 for item in batch:
                     try:
-                        started.append((item, _start(folder, item, by_id, seen_content, batch_id, now, report,
-                                                     readers)))
+                        started.append((item, _start(run, item, batch_id)))
                     except _Vanished:  # removed from the inbox during the run: nothing to keep
                         report.skipped += 1
                 for item, start in started:
                     try:
-                        entry, rows = _finish(folder, item, start, by_id, seen_content, report, originals, readers)
+                        entry, rows = _finish(run, item, start, originals)
                     except _Vanished:
                         report.skipped += 1
                         continue
@@ -492,17 +492,21 @@ class _Started:
     recorded: bool = False
 
 
-def _start(
-    folder: DataFolder,
-    item: InboxFile,
-    by_id: dict[str, Participant],
-    seen_content: set[tuple[str, str]],
-    batch_id: str,
-    now: datetime,
-    report: IngestReport,
-    readers: "_Readers",
-) -> _Started:
+@dataclass
+class _Run:
+    """What every file of one ingest run is read against and recorded in."""
+
+    folder: DataFolder
+    by_id: dict[str, Participant]
+    seen_content: set[tuple[str, str]]  # (participant_id, sha256) already in the lake
+    now: datetime
+    report: IngestReport
+    readers: "_Readers"
+
+
+def _start(run: _Run, item: InboxFile, batch_id: str) -> _Started:
     """Hash the file; quarantine it at once when it must not be read; else start reading it."""
+    folder, report, now = run.folder, run.report, run.now
     entry = {
         "inbox_path": item.relative,
         "participant_id": item.participant_id,
@@ -530,22 +534,14 @@ def _start(
         report.quarantine_reasons.append(f"{item.relative}: {problem}")
         return _Started(entry, sha256, content, recorded=True)
     started = _Started(entry, sha256, content)
-    if (item.participant_id, sha256) not in seen_content:
-        started.read = readers.submit(item, by_id[item.participant_id], content)
+    if (item.participant_id, sha256) not in run.seen_content:
+        started.read = run.readers.submit(item, run.by_id[item.participant_id], content)
     return started
 
 
-def _finish(
-    folder: DataFolder,
-    item: InboxFile,
-    started: _Started,
-    by_id: dict[str, Participant],
-    seen_content: set[tuple[str, str]],
-    report: IngestReport,
-    originals: _PendingOriginals,
-    readers: "_Readers",
-) -> tuple[dict, _FileRows | None]:
+def _finish(run: _Run, item: InboxFile, started: _Started, originals: _PendingOriginals) -> tuple[dict, _FileRows | None]:
     """Take the file's reading (in batch order): keep its original and rows, or quarantine it."""
+    folder, report, seen_content, readers = run.folder, run.report, run.seen_content, run.readers
     entry, sha256 = started.entry, started.sha256
     if started.recorded:
         return entry, None
@@ -554,7 +550,7 @@ def _finish(
         entry["status"] = "duplicate"
         report.skipped += 1
         return entry, None
-    participant = by_id[item.participant_id]
+    participant = run.by_id[item.participant_id]
     read = readers.result(started.read)
     if read.reason is None:
         originals.store(item, sha256, started.content)
