@@ -7,6 +7,7 @@ a process behind; the error names the clinic and says what to do.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from datetime import date
@@ -109,3 +110,42 @@ def test_chromium_prints_an_a4_pdf_with_the_pages_footer():
     assert len(reader.pages) == 2
     assert abs(float(reader.pages[0].mediabox.width) - 595.3) < 1.5
     assert "page 2 of 2" in reader.pages[1].extract_text()
+
+
+PRINTING_RUN = """
+import sys
+from pipeline.reports.pdf import html_to_pdf
+html_to_pdf("<p>x</p>", timeout_s=120)
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="util-linux's setpriv is not installed")
+def test_a_run_killed_mid_print_leaves_no_chromium_printing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "chromium.pid"
+    chromium = fake_chromium(tmp_path, f"echo $$ > {pid_file}; exec sleep 120")
+    env = {**os.environ, "STEPWISE_CHROMIUM": chromium}
+    run = subprocess.Popen([sys.executable, "-c", PRINTING_RUN], env=env, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline and run.poll() is None, "the fake Chromium never started"
+            time.sleep(0.05)
+        chromium_pid = int(pid_file.read_text())
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+    deadline = time.monotonic() + 10
+    while alive(chromium_pid):
+        assert time.monotonic() < deadline, "Chromium went on printing after the run was killed"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

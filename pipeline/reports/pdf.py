@@ -6,7 +6,8 @@ Chromium lays the page out with the same engine a clinician's browser uses, hono
 
 Each print is one Chromium process with a fresh profile in a private temporary folder, started
 with no network (the page's content security policy forbids every fetch anyway), and given
-`timeout_s` to finish. The binary is `STEPWISE_CHROMIUM` when set, else the first of
+`timeout_s` to finish. Where util-linux's `setpriv` is present (Debian: always), Chromium is started
+with a parent-death signal, so that a run killed mid-print does not leave it printing. The binary is `STEPWISE_CHROMIUM` when set, else the first of
 `chromium`, `chromium-browser`, `google-chrome` on PATH (Debian: `apt-get install chromium`, which
 `make system-deps` does).
 """
@@ -39,6 +40,11 @@ FLAGS = (
 )
 
 
+# SIGKILL to Chromium when the thread that started it ends (the run was killed, say)
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT: tuple[str, ...] = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
+
+
 class PdfPrintError(StepwiseError):
     """summary.pdf could not be printed. The clinic's HTML, CSV and JSON are still written."""
 
@@ -66,7 +72,8 @@ def html_to_pdf(html: str, *, timeout_s: float = 600.0) -> bytes:
         folder = Path(scratch)
         page, pdf = folder / "summary.html", folder / "summary.pdf"
         page.write_text(html, encoding="utf-8")
-        command = [binary, *FLAGS, f"--user-data-dir={folder / 'profile'}", f"--print-to-pdf={pdf}", page.as_uri()]
+        command = [*_DIE_WITH_PARENT, binary, *FLAGS, f"--user-data-dir={folder / 'profile'}",
+                   f"--print-to-pdf={pdf}", page.as_uri()]
         # its own process group, so that a timeout ends Chromium's helper processes too
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, start_new_session=True, cwd=folder)
