@@ -507,7 +507,7 @@ def extrapolate(result: HistoryResult, participants: int) -> list[str]:
         f"EXTRAPOLATION to {TARGET_PARTICIPANTS} x {TARGET_DAYS} (linear in files/rows from the {participants} x "
         f"{result.days} measurement; NOT measured):",
         f"  files {target_files:,.0f} ({fit_share:.0%} FIT); ingest {per_file * 1000:.1f} ms/file -> "
-        f"{ingest / 60:,.1f} min (single process)",
+        f"{ingest / 60:,.1f} min (with the flow's reading workers)",
         f"  warehouse: {lib['warehouse_s']:.1f} s for {rows:,} minute_steps rows "
         f"({lib['warehouse_s'] / max(rows, 1) * 1e6:.2f} us/row) -> ~{rows * scale_participants * scale_days / 1e6:,.0f} M "
         f"rows, {warehouse / 60:,.1f} min if linear",
