@@ -149,3 +149,14 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_chromium_that_cannot_be_started_is_a_print_error(tmp_path, monkeypatch):
+    not_executable = tmp_path / "chromium"
+    not_executable.write_text("#!/bin/sh\nexit 0\n")  # no execute permission: exec fails
+    monkeypatch.setattr("pipeline.reports.pdf.chromium_binary", lambda: str(not_executable))
+    with pytest.raises(PdfPrintError, match="Permission denied"):  # setpriv says so, exiting 126
+        html_to_pdf("<p>x</p>")
+    monkeypatch.setattr("pipeline.reports.pdf._DIE_WITH_PARENT", ())  # no setpriv: Popen itself fails
+    with pytest.raises(PdfPrintError, match="cannot print with .*chromium: Permission denied"):
+        html_to_pdf("<p>x</p>")

@@ -68,6 +68,19 @@ def chromium_binary() -> str:
 def html_to_pdf(html: str, *, timeout_s: float = 600.0) -> bytes:
     """The page printed on A4 (the page's @page rules) by headless Chromium; the PDF's bytes."""
     binary = chromium_binary()
+    try:
+        process, stderr, data = _print(binary, html, timeout_s)
+    except OSError as exc:  # the scratch folder (disk full), or Chromium could not be started
+        raise PdfPrintError(f"cannot print with {binary}: {exc.strerror or exc}") from exc
+    if process.returncode != 0 or not data.startswith(b"%PDF-"):
+        said = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        detail = f": {said[-1].strip()[:300]}" if said else ""
+        raise PdfPrintError(f"{binary} exited with status {process.returncode} and no PDF{detail}")
+    return data
+
+
+def _print(binary: str, html: str, timeout_s: float) -> tuple[subprocess.Popen, bytes, bytes]:
+    """One Chromium print in a private scratch folder: the process, what it said, the PDF's bytes."""
     with tempfile.TemporaryDirectory(prefix="stepwise-pdf-") as scratch:
         folder = Path(scratch)
         page, pdf = folder / "summary.html", folder / "summary.pdf"
@@ -87,9 +100,4 @@ def html_to_pdf(html: str, *, timeout_s: float = 600.0) -> bytes:
             if process.poll() is None:  # interrupted while waiting: leave no Chromium behind
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        data = pdf.read_bytes() if pdf.is_file() else b""
-    if process.returncode != 0 or not data.startswith(b"%PDF-"):
-        said = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        detail = f": {said[-1].strip()[:300]}" if said else ""
-        raise PdfPrintError(f"{binary} exited with status {process.returncode} and no PDF{detail}")
-    return data
+        return process, stderr, pdf.read_bytes() if pdf.is_file() else b""
