@@ -126,27 +126,6 @@ def _trend_base() -> dict:
     return chart.configure(aria=False).configure_view(strokeWidth=0).to_dict(validate=False)
 
 
-def _with_rows(base: dict, weeks: Sequence[WeekRow]) -> dict:
-    return {**base, "datasets": {"weeks": _rows(weeks)}}
-
-
-def patient_chart_spec(weeks: Sequence[WeekRow]) -> dict:
-    """Weekly walk minutes (bars by status, labelled) against the prescription (line), over four
-    small panels: walking days against prescribed days, steps per day, moderate minutes and
-    peak-30 cadence."""
-    return _with_rows(_patient_chart_base(), weeks)
-
-
-def trend_spec(weeks: Sequence[WeekRow]) -> dict:
-    """A sparkline: walk minutes (line) and the prescription (dashed), no axes."""
-    return _with_rows(_trend_base(), weeks)
-
-
-def render_svg(spec: dict) -> str:
-    """A Vega-Lite specification as SVG."""
-    return vl_convert.vegalite_to_svg(spec)
-
-
 @cache
 def _compiled(name: str) -> dict:
     """The Vega (not -Lite) form of a chart, compiled once: only the rows change per patient."""
@@ -162,9 +141,11 @@ def _render_compiled(name: str, weeks: Sequence[WeekRow]) -> str:
 
 
 def patient_chart_svg(weeks: Sequence[WeekRow]) -> str:
-    """The same SVG as render_svg(patient_chart_spec(weeks)), without compiling Vega-Lite each time."""
+    """Weekly walk minutes against the prescription over four small panels (the Vega-Lite form is
+    compiled to Vega once; only the rows change per patient)."""
     return _render_compiled("patient", weeks)
 
 
 def trend_svg(weeks: Sequence[WeekRow]) -> str:
+    """The roster's sparkline: walk minutes and the prescription, no axes."""
     return _render_compiled("trend", weeks)

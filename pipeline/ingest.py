@@ -17,6 +17,7 @@ import stat
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -56,6 +57,7 @@ MIN_BATCH_FILES = 500
 MAX_BATCHES = 100  # a first run of 365,000 files: batches of 3,650, the manifest written 100 times
 PARALLEL_MIN_FILES = 256  # fewer new files than this are read in this process (see ingest_inbox)
 MAX_READ_WORKERS = 4
+READ_AHEAD_FILES = 64  # files hashed and reading ahead of the one being finished (each up to WHOLE_READ_BYTES)
 MAX_PROBLEM_CHARS = 500  # a reason quotes the offending value; a 20 MB cell is not quoted whole
 
 
@@ -427,18 +429,7 @@ def ingest_inbox(
             entries = []
             originals = _PendingOriginals(folder)
             try:
-                started: list[tuple[InboxFile, _Started]] = []
-                for item in batch:
-                    try:
-                        started.append((item, _start(run, item, batch_id)))
-                    except _Vanished:  # removed from the inbox during the run: nothing to keep
-                        report.skipped += 1
-                for item, start in started:
-                    try:
-                        entry, rows = _finish(run, item, start, originals)
-                    except _Vanished:
-                        report.skipped += 1
-                        continue
+                for entry, rows in _read_batch(run, batch, batch_id, originals):
                     entries.append(entry)
                     if rows is not None:
                         files.append(rows)
@@ -456,6 +447,26 @@ def ingest_inbox(
             manifest = pl.concat([manifest, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
             write_manifest(manifest, folder.manifest)
     return report
+
+
+def _read_batch(
+    run: _Run, batch: list[InboxFile], batch_id: str, originals: _PendingOriginals
+) -> Iterator[tuple[dict, _FileRows | None]]:
+    """Each file's manifest entry and rows, in batch order (files removed meanwhile are left out).
+    Files are hashed and sent to the readers at most READ_AHEAD_FILES ahead of the one being
+    finished: the workers stay busy, and the bytes held in memory stay bounded."""
+    started: deque[tuple[InboxFile, _Started]] = deque()
+    for index, item in enumerate(batch):
+        try:
+            started.append((item, _start(run, item, batch_id)))
+        except _Vanished:  # removed from the inbox during the run: nothing to keep
+            run.report.skipped += 1
+        while started and (len(started) >= READ_AHEAD_FILES or index == len(batch) - 1):
+            finished, start = started.popleft()
+            try:
+                yield _finish(run, finished, start, originals)
+            except _Vanished:
+                run.report.skipped += 1
 
 
 def _shorten(problem: str) -> str:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from pipeline.config import Settings
 from pipeline.errors import StorageError
 from pipeline.ingest import ingest_inbox
 from pipeline.registry import read_participants
+from tests.processes import alive, assert_all_end
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -123,6 +130,7 @@ def test_reading_in_worker_processes_gives_the_same_lake_and_quarantine(tmp_path
 
     monkeypatch.setattr(ingest, "ProcessPoolExecutor", RecordedPool)
     monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 1)  # the sample is smaller than a run worth workers
+    monkeypatch.setattr(ingest, "READ_AHEAD_FILES", 4)  # finishing files while later ones are being read
     inline, parallel = sample_folder(tmp_path / "inline"), sample_folder(tmp_path / "parallel")
     for settings in (inline, parallel):
         with_troublesome_files(settings)
@@ -146,9 +154,6 @@ def test_reading_in_worker_processes_gives_the_same_lake_and_quarantine(tmp_path
 
 
 def test_a_worker_that_dies_leaves_its_files_to_be_read_here(tmp_path, monkeypatch):
-    from concurrent.futures import Future
-    from concurrent.futures.process import BrokenProcessPool
-
     pools = []
 
     class DyingPool:  # every reading fails as it does when a worker process is killed
@@ -190,18 +195,6 @@ time.sleep(120)
 
 
 def test_reading_workers_end_when_the_run_is_killed(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    def alive(pid: int) -> bool:  # a zombie has ended (its new parent may not reap it at once)
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return False
-
     export = next(p for p in (SAMPLE / "inbox" / "P001").rglob("*") if p.is_file())
     holder = subprocess.Popen([sys.executable, "-c", WORKER_HOLDER, str(export)], stdout=subprocess.PIPE,
                               cwd=Path(__file__).resolve().parent.parent, text=True)
@@ -211,10 +204,7 @@ def test_reading_workers_end_when_the_run_is_killed(tmp_path):
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in workers):
-        assert time.monotonic() < deadline, "a reading worker outlived the killed run"
-        time.sleep(0.1)
+    assert_all_end(workers, 10, "a reading worker outlived the killed run")
 
 
 def test_a_large_run_is_cut_into_at_most_max_batches(tmp_path, monkeypatch):
@@ -232,3 +222,30 @@ def test_a_large_run_is_cut_into_at_most_max_batches(tmp_path, monkeypatch):
     files = report.ingested + report.skipped + report.quarantined
     assert files > 30 and len(written) == 3 and written[-1] == files
     assert pl.read_parquet(settings.data.manifest)["batch_id"].n_unique() == 3
+
+
+def test_files_are_read_at_most_read_ahead_files_ahead(tmp_path, monkeypatch):
+    # the bytes of every started file are held until it is finished: a batch of thousands of
+    # 1 MB exports must not all be in memory at once
+    monkeypatch.setattr(ingest, "READ_AHEAD_FILES", 3)
+    outstanding, most = [0], [0]
+    real_submit, real_result = ingest._Readers.submit, ingest._Readers.result
+
+    def submit(self, *args):
+        outstanding[0] += 1
+        most[0] = max(most[0], outstanding[0])
+        return real_submit(self, *args)
+
+    def result(self, submitted):
+        outstanding[0] -= 1
+        return real_result(self, submitted)
+
+    monkeypatch.setattr(ingest._Readers, "submit", submit)
+    monkeypatch.setattr(ingest._Readers, "result", result)
+    reference, settings = sample_folder(tmp_path / "reference"), sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    assert ingest_inbox(settings.data, participants, now=NOW, batch_size=50) == ingest_inbox(
+        reference.data, participants, now=NOW, batch_size=10_000)
+    assert most[0] == 3 and outstanding[0] == 0
+    for name, frame in lake_rows(reference).items():
+        assert lake_rows(settings)[name].equals(frame), name

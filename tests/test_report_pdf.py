@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 import time
 from datetime import date
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from pipeline.reports.pdf import PdfPrintError, chromium_binary, html_to_pdf
 from pipeline.reports.render import write_clinic_reports
 from pipeline.reports.synthetic import sample_cohort, write_synthetic_warehouse
+from tests.processes import assert_all_end
 
 REPORT_DATE = date(2024, 3, 20)
 COHORT = sample_cohort(REPORT_DATE)
@@ -77,11 +83,7 @@ def test_a_hanging_chromium_is_killed_with_its_children(tmp_path, monkeypatch):
     with pytest.raises(PdfPrintError, match="did not finish printing within 1 s"):
         html_to_pdf("<p>x</p>", timeout_s=1)
     assert time.monotonic() - began < 20
-    for pid in map(int, pids.read_text().split()):
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
-            assert time.monotonic() < deadline, f"process {pid} survived the timeout"
-            time.sleep(0.05)
+    assert_all_end(map(int, pids.read_text().split()), 5, "processes survived the timeout")
 
 
 def test_a_missing_chromium_is_named(tmp_path, monkeypatch):
@@ -100,10 +102,6 @@ def test_chromium_prints_an_a4_pdf_with_the_pages_footer():
             chromium_binary()
         except PdfPrintError as exc:
             pytest.skip(f"{exc.message} (CI=true fails instead)")
-    from io import BytesIO
-
-    from pypdf import PdfReader
-
     html = ("<style>@page { size: A4; margin: 20mm; @bottom-right { content: 'page ' counter(page) ' of ' "
             "counter(pages); } } p { break-after: page; }</style><p>first</p><p>second</p>")
     reader = PdfReader(BytesIO(html_to_pdf(html)))
@@ -113,7 +111,6 @@ def test_chromium_prints_an_a4_pdf_with_the_pages_footer():
 
 
 PRINTING_RUN = """
-import sys
 from pipeline.reports.pdf import html_to_pdf
 html_to_pdf("<p>x</p>", timeout_s=120)
 """
@@ -121,10 +118,6 @@ html_to_pdf("<p>x</p>", timeout_s=120)
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="util-linux's setpriv is not installed")
 def test_a_run_killed_mid_print_leaves_no_chromium_printing(tmp_path):
-    import signal
-    import subprocess
-    import sys
-
     pid_file = tmp_path / "chromium.pid"
     chromium = fake_chromium(tmp_path, f"echo $$ > {pid_file}; exec sleep 120")
     env = {**os.environ, "STEPWISE_CHROMIUM": chromium}
@@ -138,17 +131,7 @@ def test_a_run_killed_mid_print_leaves_no_chromium_printing(tmp_path):
     finally:
         os.kill(run.pid, signal.SIGKILL)
         run.wait()
-    deadline = time.monotonic() + 10
-    while alive(chromium_pid):
-        assert time.monotonic() < deadline, "Chromium went on printing after the run was killed"
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert_all_end([chromium_pid], 10, "Chromium went on printing after the run was killed")
 
 
 def test_a_chromium_that_cannot_be_started_is_a_print_error(tmp_path, monkeypatch):

@@ -132,9 +132,12 @@ class _RecordCollector:
         return 0
 
     def _refuse(self, problem: str) -> None:
-        raise CorruptFile(
-            self.path, problem + self.where, reader=self.reader, line=self.parser.CurrentLineNumber
-        )
+        raise self._corrupt(problem + self.where, line=self.parser.CurrentLineNumber)
+
+    def _corrupt(self, problem: str, *, line: int | None = None, offset: int | None = None) -> CorruptFile:
+        """The error for a damaged export, naming this file (and the ZIP member, where the caller
+        puts `self.where` in `problem`) and the line or byte offset."""
+        return CorruptFile(self.path, problem, reader=self.reader, line=line, offset=offset)
 
     # records
     def _on_root(self, name: str, attrs: list[str]) -> None:
@@ -205,31 +208,19 @@ class _RecordCollector:
                 self.parser.Parse(chunk, False)
             self.parser.Parse(b"", True)
         except expat.ExpatError as exc:
-            raise CorruptFile(
-                self.path,
-                f"not well-formed XML{self.where}: {expat.ErrorString(exc.code)}",
-                reader=self.reader,
-                line=exc.lineno,
-            ) from exc
+            raise self._corrupt(f"not well-formed XML{self.where}: {expat.ErrorString(exc.code)}",
+                                line=exc.lineno) from exc
         except LookupError as exc:
             if isinstance(exc, (KeyError, IndexError)):  # a fault of ours, not of the file
                 raise
             # expat asks the codec registry for an encoding named in the XML declaration
-            raise CorruptFile(
-                self.path,
-                f"the XML declaration names an encoding that does not exist{self.where}: {exc}",
-                reader=self.reader,
-                line=self.parser.CurrentLineNumber,
-            ) from exc
+            raise self._corrupt(f"the XML declaration names an encoding that does not exist{self.where}: {exc}",
+                                line=self.parser.CurrentLineNumber) from exc
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise CorruptFile(
-                self.path,
-                f"the compressed export is damaged{self.where}: {exc}",
-                reader=self.reader,
-                offset=self.parser.CurrentByteIndex,
-            ) from exc
+            raise self._corrupt(f"the compressed export is damaged{self.where}: {exc}",
+                                offset=self.parser.CurrentByteIndex) from exc
         if not self.root_seen:
-            raise CorruptFile(self.path, "no <HealthData> element", reader=self.reader, offset=0)
+            raise self._corrupt("no <HealthData> element", offset=0)
         self._flush()
 
     # batches -> typed frames
@@ -264,12 +255,8 @@ class _RecordCollector:
             bad = bad.fill_null(False)
             if bad.any():
                 row = int(bad.arg_true()[0])
-                raise CorruptFile(
-                    self.path,
-                    f"a record has {problem} ({column}={raw[column][row]!r}){self.where}",
-                    reader=self.reader,
-                    line=int(raw["line"][row]),
-                )
+                raise self._corrupt(f"a record has {problem} ({column}={raw[column][row]!r}){self.where}",
+                                    line=int(raw["line"][row]))
         return typed.select(
             pl.col("device").cast(pl.Categorical),
             "start_utc",
