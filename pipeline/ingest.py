@@ -47,7 +47,7 @@ from pipeline.lake import (
 from pipeline.registry import Participant
 from pipeline.schema import DAILY_TOTAL_COLUMNS, READER_COLUMNS, step_intervals_polars_schema
 from pipeline.sources.base import HEAD_BYTES, ReadContext
-from pipeline.sources.mapped_csv import is_mapping_file
+from pipeline.sources.mapped_csv import MAPPING_SUFFIXES, is_mapping_file
 from pipeline.sources.registry import detect_reader
 
 Progress = Callable[[int, int], None]
@@ -94,29 +94,43 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def discover_inbox(folder: DataFolder, participants: list[Participant]) -> list[InboxFile]:
-    """Every file under inbox/, without following links; sorted for a deterministic order."""
+def discover_inbox(
+    folder: DataFolder, participants: list[Participant], seen: set[tuple[str, int, int]] | frozenset = frozenset()
+) -> tuple[list[InboxFile], int]:
+    """Every file under inbox/, without following links; sorted for a deterministic order (per
+    folder: its files, then its links to folders, then its subfolders). Files whose (relative
+    path, size, mtime) is in `seen` (the manifest's) are counted, not listed: (new files, seen).
+
+    This walks the whole history every run (a year of 1,000 participants is 365,000 files), so
+    it works on strings and one lstat per file; only new files become Path objects."""
     known = {p.participant_id for p in participants}
     found: list[InboxFile] = []
-    if not folder.inbox.exists():
-        return found
-    for dirpath, dirnames, filenames in os.walk(folder.inbox, followlinks=False):
+    skipped = 0
+    inbox = os.fspath(folder.inbox)
+    if not os.path.isdir(inbox):
+        return found, skipped
+    for dirpath, dirnames, filenames in os.walk(inbox, followlinks=False):
         dirnames.sort()
-        base = Path(dirpath)
+        relative_dir = os.path.relpath(dirpath, inbox)
+        prefix = "" if relative_dir == "." else relative_dir.replace(os.sep, "/") + "/"
+        top = prefix.split("/", 1)[0] or None
         # files, plus links to folders (os.walk lists those as folders and does not enter them)
-        entries = sorted(filenames) + [name for name in dirnames if (base / name).is_symlink()]
+        entries = sorted(filenames) + [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
         for name in entries:
-            path = base / name
-            if is_mapping_file(path) and not path.is_symlink():
-                continue  # a column mapping for the CSVs beside it, read by the mapped-CSV reader
-            relative = path.relative_to(folder.inbox).as_posix()
-            top = relative.split("/", 1)[0] if "/" in relative else None
+            full = os.path.join(dirpath, name)
             try:
-                status = path.lstat()
+                status = os.lstat(full)
             except FileNotFoundError:  # removed while we looked (e.g. a sync client's temporary file)
                 continue
+            relative = prefix + name
+            if (relative, status.st_size, status.st_mtime_ns) in seen:
+                skipped += 1
+                continue
+            is_link = stat.S_ISLNK(status.st_mode)
+            if os.path.splitext(name)[1] in MAPPING_SUFFIXES and not is_link and is_mapping_file(Path(full)):
+                continue  # a column mapping for the CSVs beside it, read by the mapped-CSV reader
             problem = None
-            if stat.S_ISLNK(status.st_mode):
+            if is_link:
                 problem = "a symbolic link; copy the file itself into the inbox (links are never followed)"
             elif not stat.S_ISREG(status.st_mode):
                 problem = "not a regular file (a pipe, socket or device); copy the export file itself into the inbox"
@@ -126,7 +140,7 @@ def discover_inbox(folder: DataFolder, participants: list[Participant]) -> list[
                 problem = f"folder {top!r} is not a participant in participants.csv"
             found.append(
                 InboxFile(
-                    path=path,
+                    path=Path(full),
                     relative=relative,
                     participant_id=top if top in known else None,
                     size_bytes=status.st_size,
@@ -134,7 +148,7 @@ def discover_inbox(folder: DataFolder, participants: list[Participant]) -> list[
                     problem=problem,
                 )
             )
-    return found
+    return found, skipped
 
 
 class _Vanished(Exception):
@@ -409,15 +423,10 @@ def ingest_inbox(
         [folder.intervals_dir, folder.lake / "device_daily_totals"], set(manifest["batch_id"].drop_nulls().to_list())
     )
     remove_stale_temporaries([folder.lake, folder.raw, folder.quarantine])
-    seen_stat = {(r["inbox_path"], r["size_bytes"], r["mtime_ns"]) for r in manifest.select("inbox_path", "size_bytes", "mtime_ns").iter_rows(named=True)}
+    seen_stat = set(zip(manifest["inbox_path"].to_list(), manifest["size_bytes"].to_list(), manifest["mtime_ns"].to_list()))
     seen_content = set(zip(manifest["participant_id"].to_list(), manifest["file_sha256"].to_list()))
     report = IngestReport()
-    pending = []
-    for item in discover_inbox(folder, participants):
-        if (item.relative, item.size_bytes, item.mtime_ns) in seen_stat:
-            report.skipped += 1
-        else:
-            pending.append(item)
+    pending, report.skipped = discover_inbox(folder, participants, seen_stat)
     if batch_size is None:
         batch_size = max(MIN_BATCH_FILES, -(-len(pending) // MAX_BATCHES))
     done = 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -211,8 +211,26 @@ def write_daily_totals_batch(totals: pl.DataFrame, totals_dir: Path, batch_id: s
     )
 
 
+def files_under(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """The files under `folder` (links to folders not followed) whose name is `wanted`, sorted.
+    os.walk on strings: several times faster than Path.rglob on a lake of a year (tens of
+    thousands of files), which every run lists."""
+    found = []
+    for dirpath, _, filenames in os.walk(folder):
+        found += [os.path.join(dirpath, name) for name in filenames if wanted(name)]
+    return sorted(Path(path) for path in found)
+
+
+def _is_batch_file(name: str) -> bool:  # batch-*.parquet
+    return name.startswith("batch-") and name.endswith(".parquet")
+
+
+def _is_temporary(name: str) -> bool:  # .*.tmp, as temporary_name makes them
+    return len(name) >= 5 and name.startswith(".") and name.endswith(".tmp")
+
+
 def batch_files(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("batch-*.parquet")) if folder.exists() else []
+    return files_under(folder, _is_batch_file)
 
 
 def batch_id_of(path: Path) -> str:
@@ -236,9 +254,8 @@ def remove_stale_temporaries(folders: list[Path]) -> list[Path]:
     called under the run lock, so no live writer owns them."""
     removed = []
     for folder in folders:
-        if folder.exists():
-            for tmp in folder.rglob(".*.tmp"):
-                if tmp.is_file() and not tmp.is_symlink():
-                    tmp.unlink()
-                    removed.append(tmp)
+        for tmp in files_under(folder, _is_temporary):
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp)
     return removed
