@@ -80,12 +80,53 @@ def test_a_week_without_data_draws_no_bar_and_no_zero():
     assert ">0<" not in re.sub(r'<text[^>]*text-anchor="end"[^>]*>0</text>', "", svg)  # only axis ticks say 0
 
 
+def panel_bars(root: ET.Element) -> list[tuple[str, str | None, list[tuple[float, float, float, float]]]]:
+    """The small panels' bar paths: (fill, fill-opacity, [(x, y, width, height) per bar])."""
+    found = []
+    for path in root.iter(f"{SVG}path"):
+        if path.get("class") == "bars":
+            boxes = [tuple(float(v) for v in re.split(r"[,hvz]", box)[:4]) for box in path.get("d").split("M")[1:]]
+            found.append((path.get("fill"), path.get("fill-opacity"), boxes))
+    return found
+
+
 def test_in_progress_week_is_faint_in_the_small_panels():
     weeks = [week(1, 80), week(2, 30, status="in_progress")]
-    root = parse(charts.patient_chart_svg(weeks))
-    faint = [r for r in root.iter(f"{SVG}rect") if r.get("fill-opacity")]
+    faint = [(fill, boxes) for fill, opacity, boxes in panel_bars(parse(charts.patient_chart_svg(weeks)))
+             if opacity == str(charts.IN_PROGRESS_OPACITY)]
     assert len(faint) == 3  # walking days, steps/day, moderate minutes of week 2
-    assert {r.get("fill-opacity") for r in faint} == {str(charts.IN_PROGRESS_OPACITY)}
+    assert all(len(boxes) == 1 for _, boxes in faint)
+
+
+def test_small_panel_bars_are_proportional_to_their_values():
+    weeks = [week(1, 80, walking_days=2, mean_daily_steps=4_000.0), week(2, 90, walking_days=6, mean_daily_steps=8_000.0),
+             week(3, None, walking_days=None, mean_daily_steps=None)]
+    paths = {fill: boxes for fill, _, boxes in panel_bars(parse(charts.patient_chart_svg(weeks)))}
+    days, steps = paths["#0072B2"], paths["#009E73"]
+    assert len(days) == len(steps) == 2  # the week without data draws nothing
+    assert days[1][3] / days[0][3] == pytest.approx(6 / 2, rel=0.02)
+    assert steps[1][3] / steps[0][3] == pytest.approx(8_000 / 4_000, rel=0.02)
+    assert days[0][0] < days[1][0]  # weeks in order along x
+    assert days[0][1] + days[0][3] == pytest.approx(days[1][1] + days[1][3])  # on one baseline
+
+
+def test_plan_ticks_mark_the_prescribed_days():
+    weeks = [week(1, 80, prescribed_days=3), week(2, 90, prescribed_days=5), week(3, 90, prescribed_days=None)]
+    root = parse(charts.patient_chart_svg(weeks))
+    ticks, = [p for p in root.iter(f"{SVG}path") if p.get("class") == "ticks"]
+    ys = [float(seg.split("H")[0].split(",")[1]) for seg in ticks.get("d").split("M")[1:]]
+    (_, _, days), = [(f, o, b) for f, o, b in panel_bars(root) if f == "#0072B2"]
+    baseline = days[0][1] + days[0][3]
+    per_day = days[0][3] / 4  # the fixture walks 4 days a week
+    assert [baseline - y for y in ys] == pytest.approx([3 * per_day, 5 * per_day], rel=0.02)
+
+
+def test_crowded_line_points_are_not_dotted():
+    year = [week(n, 100.0 + n) for n in range(1, 53)]
+    assert not list(parse(charts.trend_svg(year)).iter(f"{SVG}circle"))  # 52 dots in 100 px would blur the line
+    root = parse(charts.patient_chart_svg(year))
+    dotted = {c.get("fill") for c in root.iter(f"{SVG}circle")}
+    assert dotted == {charts.PRESCRIBED_COLOUR}  # the main chart's prescription keeps its dots; the small cadence panel does not
 
 
 def test_many_weeks_label_the_newest_bars_without_overlap():
