@@ -42,6 +42,15 @@ def test_walking_bouts(tmp_path, pattern, expected):
     assert bout_minutes(tmp_path, pattern) == expected
 
 
+def test_walking_segments_table_lists_every_run(tmp_path):
+    # runs: W (1 min) | WW.WW (joined over a gap of 1) | W..W (joined over 2) | WWWW (after a gap of 3)
+    con = build(tmp_path, [UTC_P], minutes("p1", "2024-01-01T10:00:00", "W...WW.WW...W..W...WWWW"), date(2024, 1, 3))
+    rows = con.sql("select segment_number, extract(minute from first_minute_utc), extract(minute from last_minute_utc), "
+                   "walking_minutes, span_minutes, is_bout from walking_segments order by first_minute_utc").fetchall()
+    assert rows == [(1, 0, 0, 1, 1, False), (2, 4, 8, 4, 5, False), (3, 12, 15, 2, 4, False),
+                    (4, 19, 22, 4, 4, False)]
+
+
 def test_bout_belongs_to_the_local_day_it_starts(tmp_path):
     sydney = Participant("p1", "c1", "Australia/Sydney", date(2024, 1, 1))
     # 23:55 to 00:10 local time on 1-2 Jan 2024 (Sydney is UTC+11 in January)
