@@ -116,6 +116,15 @@ def test_after_new_files_every_table_equals_a_build_from_scratch(nights):
     _assert_same_as_from_scratch(data, workdir, h.AS_OF)
 
 
+def test_a_build_in_many_small_chunks_equals_one_in_a_single_chunk(nights, monkeypatch):
+    """CHUNK_ROWS only bounds memory: participants computed a few at a time give the same tables."""
+    workdir, data, _, _ = nights
+    whole = _from_scratch(data, workdir, h.AS_OF)
+    monkeypatch.setattr("pipeline.derived.CHUNK_ROWS", 1)  # one participant per chunk
+    chunked = _from_scratch(data, workdir, h.AS_OF)
+    assert [table for table in whole if whole[table] != chunked[table]] == []
+
+
 def test_the_re_export_and_the_month_edge_reached_the_warehouse(nights):
     _, data, _, _ = nights
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
