@@ -71,6 +71,9 @@ class WeekRow:
         return self.status == "in_progress"
 
 
+WEEK_FIELDS = tuple(f.name for f in fields(WeekRow))  # read once: a clinic of 200 at a year has 10,600 weeks
+
+
 @dataclass(frozen=True)
 class DayNote:
     """A day of daily_activity that qualifies the numbers (implausible, clock change, totals only)."""
@@ -166,7 +169,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _week(row: dict) -> WeekRow:
-    values = {f.name: row[f.name] for f in fields(WeekRow)}
+    values = {name: row[name] for name in WEEK_FIELDS}
     values["flags"] = tuple(row["flags"] or ())
     values["sources"] = tuple(row["sources"] or ())
     values["last_data_utc"] = _utc(row["last_data_utc"])
