@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from io import BytesIO
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from pipeline.reports.pdf import PdfPrintError, chromium_binary, html_to_pdf
+from pipeline.reports.pdf import PdfPrintError, chromium_binary, html_to_pdf, remove_abandoned_scratch
 from pipeline.reports.render import write_clinic_reports
 from pipeline.reports.synthetic import sample_cohort, write_synthetic_warehouse
 from tests.processes import assert_all_end
@@ -116,22 +117,46 @@ html_to_pdf("<p>x</p>", timeout_s=120)
 """
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="util-linux's setpriv is not installed")
-def test_a_run_killed_mid_print_leaves_no_chromium_printing(tmp_path):
+def _kill_a_run_mid_print(tmp_path: Path, **env: str) -> int:
+    """Start a print in another process (a fake Chromium that waits), kill that process while it
+    prints; the fake Chromium's pid."""
     pid_file = tmp_path / "chromium.pid"
     chromium = fake_chromium(tmp_path, f"echo $$ > {pid_file}; exec sleep 120")
-    env = {**os.environ, "STEPWISE_CHROMIUM": chromium}
+    env = {**os.environ, "STEPWISE_CHROMIUM": chromium, **env}
     run = subprocess.Popen([sys.executable, "-c", PRINTING_RUN], env=env, cwd=Path(__file__).resolve().parent.parent)
     try:
         deadline = time.monotonic() + 20
         while not pid_file.exists() or not pid_file.read_text().strip():
             assert time.monotonic() < deadline and run.poll() is None, "the fake Chromium never started"
             time.sleep(0.05)
-        chromium_pid = int(pid_file.read_text())
+        return int(pid_file.read_text())
     finally:
         os.kill(run.pid, signal.SIGKILL)
         run.wait()
+
+
+NEEDS_SETPRIV = pytest.mark.skipif(shutil.which("setpriv") is None, reason="util-linux's setpriv is not installed")
+
+
+@NEEDS_SETPRIV
+def test_a_run_killed_mid_print_leaves_no_chromium_printing(tmp_path):
+    chromium_pid = _kill_a_run_mid_print(tmp_path)
     assert_all_end([chromium_pid], 10, "Chromium went on printing after the run was killed")
+
+
+@NEEDS_SETPRIV
+def test_the_next_run_removes_the_print_folder_a_killed_run_left(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    chromium_pid = _kill_a_run_mid_print(tmp_path, TMPDIR=str(scratch))
+    assert_all_end([chromium_pid], 10, "Chromium went on printing after the run was killed")
+    left = sorted(scratch.glob("stepwise-pdf-*"))
+    assert len(left) == 1 and (left[0] / "summary.html").is_file()  # the page and profile stay behind
+    under_way = scratch / f"stepwise-pdf-{os.getpid()}-print"  # a live process's print is not touched
+    under_way.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert remove_abandoned_scratch() == left
+    assert not left[0].exists() and under_way.is_dir()
 
 
 def test_a_chromium_that_cannot_be_started_is_a_print_error(tmp_path, monkeypatch):

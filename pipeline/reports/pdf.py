@@ -24,6 +24,7 @@ from pathlib import Path
 from pipeline.errors import StepwiseError
 
 BINARY_NAMES = ("chromium", "chromium-browser", "google-chrome")
+SCRATCH_PREFIX = "stepwise-pdf-"  # + the printing process's id: stepwise-pdf-<pid>-<random>
 FLAGS = (
     "--headless",
     "--no-sandbox",  # the nightly job often runs as root, where Chromium's sandbox refuses to start
@@ -79,9 +80,31 @@ def html_to_pdf(html: str, *, timeout_s: float = 600.0) -> bytes:
     return data
 
 
+def remove_abandoned_scratch() -> list[Path]:
+    """Delete the scratch folders of prints whose process is gone (a run killed mid-print leaves
+    its page and Chromium profile behind: a few MB each). Each folder names its process."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _print(binary: str, html: str, timeout_s: float) -> tuple[subprocess.Popen, bytes, bytes]:
     """One Chromium print in a private scratch folder: the process, what it said, the PDF's bytes."""
-    with tempfile.TemporaryDirectory(prefix="stepwise-pdf-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         folder = Path(scratch)
         page, pdf = folder / "summary.html", folder / "summary.pdf"
         page.write_text(html, encoding="utf-8")

@@ -33,7 +33,7 @@ from pipeline.reports.attention import day_label
 from pipeline.reports.data import WeekRow, open_warehouse, read_clinic, read_run_info
 from pipeline.reports.files import ReportWriteError, remove_stale_temporaries, write_atomic
 from pipeline.reports.glossary import CSV_COLUMNS, SOURCE_LABELS, how_to_read
-from pipeline.reports.pdf import PdfPrintError, html_to_pdf
+from pipeline.reports.pdf import PdfPrintError, html_to_pdf, remove_abandoned_scratch
 from pipeline.reports.summary import ClinicSummary, PatientSummary, build_clinic_summary
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -398,9 +398,11 @@ def write_clinic_reports(
 
     A PDF that cannot be printed does not stop the others: every clinic's HTML, CSV and JSON are
     written first, then one `PdfPrintError` names the clinics without a PDF.
-    Call under the run lock: temporaries a killed run left in the outbox are removed first.
+    Call under the run lock: temporaries a killed run left in the outbox (and its print scratch
+    folders) are removed first.
     """
     remove_stale_temporaries(outbox)
+    remove_abandoned_scratch()  # the print folders of a run killed mid-print
     summaries = load_clinic_summaries(warehouse, participants, report_date, definitions=definitions, clinics=clinics)
     for summary in summaries:
         clinic_folder(outbox, summary.clinic_id, report_date)  # refuse a bad clinic id before rendering
