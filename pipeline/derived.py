@@ -291,13 +291,13 @@ class _Builder:
             else:  # every row: written straight from the model's table, not copied first
                 self._write_by_month(derived, table, schema_only=schema_only)
 
-    def _write_by_month(self, derived: str, source: str, *, schema_only: bool = False) -> None:
-        """Write the rows of the temporary table `source` as one file per local month (a later
+    def _write_by_month(self, derived: str, table: str, *, schema_only: bool = False) -> None:
+        """Write the rows of the temporary table `table` as one file per local month (a later
         build rewrites only the months it touches), then drop it."""
         con = self.con
-        sql = MONTH_ROWS.format(table=source)
+        sql = MONTH_ROWS.format(table=table)
         months = [row[0] for row in con.sql(
-            f"select distinct date_trunc('month', local_date) from \"{source}\" order by 1").fetchall()]
+            f"select distinct date_trunc('month', local_date) from \"{table}\" order by 1").fetchall()]
         for month in months:
             path = self._next_file(derived)
             target = sql_literal(str(path))
@@ -306,9 +306,9 @@ class _Builder:
         if not months and schema_only:
             path = self._next_file(derived)
             target = sql_literal(str(path))
-            con.execute(f'copy (select * from "{source}" limit 0) to {target} (format parquet)')
+            con.execute(f'copy (select * from "{table}" limit 0) to {target} (format parquet)')
             self.written.append((derived, path.name))
-        con.execute(f'drop table "{source}"')
+        con.execute(f'drop table "{table}"')
 
     def keep_old(self, state: _State, full: set[str]) -> None:
         """Carry the previous build's rows into this one: files untouched by the changed days are
