@@ -5,7 +5,9 @@ step can be run and tested without a server. Retries only where the work is I/O 
 (report delivery); ingest and the warehouse build are deterministic and would fail again.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: a served deployment runs the flow in a subprocess from a
+# cloudpickled copy, where a postponed annotation such as `date | None` can no longer be resolved (the
+# run fails validating its parameters). Annotations must be real objects at definition time.
 
 import logging
 from dataclasses import asdict, dataclass
