@@ -286,7 +286,8 @@ class _Builder:
             _create_temp(con, table, _model(model))
         for derived, table in DERIVED_TABLES.items():
             if changed_days:
-                _create_temp(con, "_out", f'select * from "{table}" semi join changed_days using (participant_id, local_date)')
+                _create_temp(con, "_out",
+                             f'select * from "{table}" semi join changed_days using (participant_id, local_date)')
                 self._write_by_month(derived, "_out", schema_only=schema_only)
             else:  # every row: written straight from the model's table, not copied first
                 self._write_by_month(derived, table, schema_only=schema_only)

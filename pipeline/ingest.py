@@ -422,8 +422,9 @@ def ingest_inbox(
     remove_orphan_batches(
         [folder.intervals_dir, folder.lake / "device_daily_totals"], set(manifest["batch_id"].drop_nulls().to_list())
     )
-    remove_stale_temporaries([folder.lake, folder.raw, folder.quarantine])
-    seen_stat = set(zip(manifest["inbox_path"].to_list(), manifest["size_bytes"].to_list(), manifest["mtime_ns"].to_list()))
+    remove_stale_temporaries([folder.lake, folder.raw, folder.quarantine])  # the lake walk covers its batch folders
+    seen_stat = set(zip(manifest["inbox_path"].to_list(), manifest["size_bytes"].to_list(),
+                        manifest["mtime_ns"].to_list()))
     seen_content = set(zip(manifest["participant_id"].to_list(), manifest["file_sha256"].to_list()))
     report = IngestReport()
     pending, report.skipped = discover_inbox(folder, participants, seen_stat)
@@ -559,7 +560,9 @@ def _start(run: _Run, item: InboxFile, batch_id: str) -> _Started:
     return started
 
 
-def _finish(run: _Run, item: InboxFile, started: _Started, originals: _PendingOriginals) -> tuple[dict, _FileRows | None]:
+def _finish(
+    run: _Run, item: InboxFile, started: _Started, originals: _PendingOriginals
+) -> tuple[dict, _FileRows | None]:
     """Take the file's reading (in batch order): keep its original and rows, or quarantine it."""
     folder, report, seen_content, readers = run.folder, run.report, run.seen_content, run.readers
     entry, sha256 = started.entry, started.sha256

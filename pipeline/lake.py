@@ -245,7 +245,6 @@ def remove_orphan_batches(folders: list[Path], known_batches: set[str]) -> list[
             if batch_id_of(path) not in known_batches:
                 path.unlink()
                 removed.append(path)
-    remove_stale_temporaries(folders)
     return removed
 
 

@@ -7,7 +7,9 @@ Chromium lays the page out with the same engine a clinician's browser uses, hono
 Each print is one Chromium process with a fresh profile in a private temporary folder, started
 with no network (the page's content security policy forbids every fetch anyway), and given
 `timeout_s` to finish. Where util-linux's `setpriv` is present (Debian: always), Chromium is started
-with a parent-death signal, so that a run killed mid-print does not leave it printing. The binary is `STEPWISE_CHROMIUM` when set, else the first of
+with a parent-death signal, so that a run killed mid-print does not leave it printing; the scratch
+folder such a run leaves is named after its process, and the next report run removes it
+(`remove_abandoned_scratch`). The binary is `STEPWISE_CHROMIUM` when set, else the first of
 `chromium`, `chromium-browser`, `google-chrome` on PATH (Debian: `apt-get install chromium`, which
 `make system-deps` does).
 """
@@ -93,12 +95,13 @@ def remove_abandoned_scratch() -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process exists (another user's process counts: signalling it is refused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:
+        pass
     return True
 
 
