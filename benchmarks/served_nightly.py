@@ -119,9 +119,12 @@ def main() -> None:
         wait_for(lambda: healthy(api_url), "the Prefect server")
         serving = subprocess.Popen([str(VENV_BIN / "stepwise"), "serve", "--data-dir", str(folder)], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        listed = lambda: DEPLOYMENT.split("/")[1] in subprocess.run(  # noqa: E731
-            [str(VENV_BIN / "prefect"), "deployment", "ls"], env=env, capture_output=True, text=True).stdout
-        wait_for(listed, "the deployment to be registered")
+        def registered() -> bool:
+            listing = subprocess.run([str(VENV_BIN / "prefect"), "deployment", "ls"], env=env, capture_output=True,
+                                     text=True)
+            return DEPLOYMENT.split("/")[1] in listing.stdout
+
+        wait_for(registered, "the deployment to be registered")
         served, running, library = [], [], []
         for night in range(1, args.nights + 1):
             wall, in_running, state = served_run(next_night(folder))
