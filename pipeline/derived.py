@@ -9,7 +9,8 @@ computed by the models in pipeline/sql/derived/ and kept as Parquet under DIR/la
   build-<id>/.warehouse.duckdb                    hard link to the warehouse that reads this build
 
 Every row carries its participant and local day (the day of the interval, the minute or the day
-itself). A build starts from the build the current warehouse reads:
+itself; a walking segment's is the day of its first minute). A build starts from the build the
+current warehouse reads:
 
 * new lake batch files: the local days they can change (plan_changed_days.sql; the reach of a
   record is the participant's longest interval) are recomputed from the lake rows those days read
@@ -20,6 +21,11 @@ itself). A build starts from the build the current warehouse reads:
   participant's days are all recomputed. Programme starts, clinics, report dates and
   prescriptions only change the marts, which are rebuilt from the derived rows every run.
 * different models or settings (or no previous build): everything is.
+
+walking_segments join walking minutes across days, so they come after the rest, from the build's
+complete walking minutes (_Builder.segments): a participant's segments that end well before their
+earliest changed day are kept, the others recomputed from there on and numbered on. Changed
+segment rules (their model or the definitions) recompute every segment, nothing else.
 
 A build folder is written hidden (.build-<id>), renamed when complete, and only then read by a new
 warehouse; the warehouse's views name that folder, so an analyst holding an old warehouse open keeps
@@ -66,6 +72,11 @@ DERIVED_TABLES: dict[str, str] = {
     "day_facts": "day_facts",
     "day_sources": "day_sources",
 }
+# walking_segments join walking minutes across days, so they are not computed per chunk of changed
+# days but after them, from the build's complete walking minutes (_Builder.segments).
+SEGMENTS = "walking_segments"
+SEGMENTS_MODEL = "derived/walking_segments.sql"
+STORED_TABLES = (*DERIVED_TABLES, SEGMENTS)
 BUILD_NAME = re.compile(r"(build-\d{8}T\d{6}-[0-9a-f]{8})/minute_steps/")
 MARGIN_SECONDS = 3600  # slack around every day's window (DST, rounding)
 CHUNK_ROWS = 1_000_000  # lake rows computed at once: bounds memory (a year of 40 participants built from
@@ -77,7 +88,8 @@ LAKE_FILES_SCHEMA = {
     "max_length_s": pl.Float64, "rows": pl.Int64,
 }
 INDEX_SCHEMA = {"table": pl.String, "file": pl.String, "participant_id": pl.String,
-                "min_date": pl.Date, "max_date": pl.Date}
+                "min_date": pl.Date, "max_date": pl.Date,
+                "last_utc": pl.Datetime("us", "UTC")}  # walking_segments: the latest last_minute_utc; else null
 
 
 @dataclass
@@ -101,6 +113,7 @@ class DerivedBuild:
 class _State:
     folder: Path
     code: str
+    segments_code: str | None  # None: a build from before walking_segments were derived rows
     zones: dict[str, str]  # participant_id -> time_zone the build used
     lake_files: pl.DataFrame
     index: pl.DataFrame
@@ -116,6 +129,14 @@ def code_fingerprint(frames: dict[str, pl.DataFrame]) -> str:
         digest.update(model.encode() + (SQL_DIR / model).read_bytes())
     for name in ("definitions", "source_priority"):
         digest.update(name.encode() + json.dumps(frames[name].rows(), default=str).encode())
+    return digest.hexdigest()
+
+
+def segments_fingerprint(frames: dict[str, pl.DataFrame]) -> str:
+    """The segments model and the settings it reads: any change means every segment is recomputed
+    (not the other derived rows)."""
+    digest = hashlib.sha256((SEGMENTS_MODEL + _model(SEGMENTS_MODEL)).encode())
+    digest.update(json.dumps(frames["definitions"].rows(), default=str).encode())
     return digest.hexdigest()
 
 
@@ -210,9 +231,12 @@ def _read_state(folder: Path | None) -> _State | None:
         meta = json.loads((folder / ".state.json").read_text())
         if meta.get("format") != DERIVED_FORMAT:
             return None
-        return _State(folder, meta["code"], dict(meta["zones"]),
+        index = pl.read_parquet(folder / ".index.parquet")
+        if "last_utc" not in index.columns:  # a build from before walking_segments were derived rows
+            index = index.with_columns(pl.lit(None).alias("last_utc"))
+        return _State(folder, meta["code"], meta.get("segments_code"), dict(meta["zones"]),
                       pl.read_parquet(folder / ".lake_files.parquet").cast(LAKE_FILES_SCHEMA),
-                      pl.read_parquet(folder / ".index.parquet").cast(INDEX_SCHEMA))
+                      index.select(list(INDEX_SCHEMA)).cast(INDEX_SCHEMA))
     except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
         return None  # no usable state: a full build
 
@@ -238,6 +262,12 @@ def sql_literal(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- the build
+
+# Per file and participant of a table: first and last local day (and the latest last minute of a
+# walking segment). Parameters: the table, its files.
+INDEX_ROWS = ("select ?, parse_filename(filename), participant_id, min(local_date), max(local_date), null "
+              "from read_parquet(?, filename = true, hive_partitioning = false) group by filename, participant_id")
+SEGMENT_INDEX_ROWS = INDEX_ROWS.replace(", null ", ", max(last_minute_utc) ")
 
 # One local month of a table's rows (a parameter: the month).
 MONTH_ROWS = ('select * from "{table}" where date_trunc(\'month\', local_date) is not distinct from ? '
@@ -344,28 +374,127 @@ class _Builder:
                              [files])
                 self._write_by_month(table, "_out")
 
-    def index(self, linked_from: _State | None) -> pl.DataFrame:
-        """Per file and participant, the first and last local day (which files a later build's
-        changed days touch)."""
+    def index(self, linked_from: _State | None, tables: tuple[str, ...]) -> pl.DataFrame:
+        """Per file of `tables` and participant, the first and last local day (which files a later
+        build's changed days touch); for walking_segments also the latest last minute."""
         frames = []
         if linked_from is not None:
             present = pl.DataFrame(
-                [(t, p.name) for t in DERIVED_TABLES for p in (self.folder / t).glob("*.parquet")],
+                [(t, p.name) for t in tables for p in (self.folder / t).glob("*.parquet")],
                 schema={"table": pl.String, "file": pl.String}, orient="row")
             frames.append(linked_from.index.join(present, on=["table", "file"], how="semi"))
-        for table in DERIVED_TABLES:
+        for table in tables:
             names = [name for t, name in self.written if t == table]
             if not names:
                 continue
             paths = [str(self.folder / table / name) for name in names]
-            rows = self.con.execute(
-                "select ?, parse_filename(filename), participant_id, min(local_date), max(local_date) "
-                "from read_parquet(?, filename = true, hive_partitioning = false) "
-                "group by filename, participant_id", [table, paths]).fetchall()
+            rows = self.con.execute(SEGMENT_INDEX_ROWS if table == SEGMENTS else INDEX_ROWS, [table, paths]).fetchall()
             frames.append(pl.DataFrame(rows, schema=INDEX_SCHEMA, orient="row"))
         if not frames:
             return pl.DataFrame(schema=INDEX_SCHEMA)
         return pl.concat([f.select(list(INDEX_SCHEMA)).cast(INDEX_SCHEMA) for f in frames])
+
+
+    def segments(self, state: _State | None, index: pl.DataFrame, *, fresh: bool) -> None:
+        """walking_segments from the build's complete walking minutes (`index`: this build's
+        index of the other tables). With `fresh` (no previous segments, or other segment rules)
+        every participant's segments are computed; else a participant recomputed in full gets
+        all theirs computed. One with changed days keeps the previous build's segments that end before
+        `threshold_utc`: more than the allowed gap before the earliest changed day's UTC midnight
+        minus a day (a local day starts at most 14 h before its UTC midnight), so no walking minute
+        that may have changed can join them. The others are recomputed from the first minute of
+        the first one replaced, numbered on from the segments kept."""
+        con = self.con
+        con.register("_minutes_index", index.filter(pl.col("table") == "walking_minutes").to_arrow())
+        _create_temp(con, "segment_full", "select distinct participant_id from _minutes_index" if fresh
+                     else "select participant_id from full_participants")
+        _create_temp(con, "segment_cuts", """
+            select c.participant_id,
+                   cast(min(c.local_date) as timestamptz) - interval 1 day - to_minutes(d.bout_max_gap_minutes + 1)
+                       as threshold_utc
+            from changed_days as c
+            cross join definitions as d
+            where c.participant_id not in (select participant_id from segment_full)
+            group by c.participant_id, d.bout_max_gap_minutes""")
+        old_files: list[str] = []  # previous segment files holding rows replaced or dropped
+        read_files: list[str] = []  # those, and each changed participant's latest file (its count)
+        old_folder = None if fresh or state is None else state.folder / SEGMENTS
+        if old_folder is not None:
+            con.register("_index", state.index.filter(pl.col("table") == SEGMENTS).to_arrow())
+            old_files, read_files = (sorted(files or []) for files in con.sql("""
+                with marked as (
+                    select i.file, i.participant_id in (select participant_id from segment_full)
+                                   or i.last_utc >= c.threshold_utc as rewrite,
+                           c.participant_id is not null
+                               and i.last_utc = max(i.last_utc) over (partition by i.participant_id) as latest
+                    from _index as i
+                    left join segment_cuts as c using (participant_id)
+                )
+                select list(distinct file) filter (where rewrite), list(distinct file) filter (where rewrite or latest)
+                from marked""").fetchall()[0])
+            con.unregister("_index")
+        if read_files:
+            _create_temp(con, "segments_read", "select participant_id, segment_number, first_minute_utc, "
+                         "last_minute_utc from read_parquet(?, hive_partitioning = false)",
+                         [[str(old_folder / name) for name in read_files]])
+        else:
+            _create_temp(con, "segments_read", "select null::varchar as participant_id, null::bigint as segment_number, "
+                         "null::timestamptz as first_minute_utc, null::timestamptz as last_minute_utc limit 0")
+        _create_temp(con, "segment_offsets", """
+            with old as (
+                select o.participant_id, o.segment_number, o.first_minute_utc,
+                       o.last_minute_utc >= c.threshold_utc as replaced
+                from segments_read as o
+                join segment_cuts as c using (participant_id)
+            ),
+            kept as (
+                select participant_id,
+                       coalesce(min(segment_number) filter (where replaced) - 1, max(segment_number))
+                           as segments_before,
+                       min(first_minute_utc) filter (where replaced) as first_replaced_utc
+                from old
+                group by participant_id
+            )
+            select c.participant_id, coalesce(k.segments_before, 0) as segments_before,
+                   least(coalesce(k.first_replaced_utc, c.threshold_utc), c.threshold_utc) as from_utc
+            from segment_cuts as c
+            left join kept as k using (participant_id)
+            union all
+            select participant_id, 0, null from segment_full""")
+        # the previous build's segments that stay: untouched files linked, the others rewritten
+        if old_folder is not None:
+            rewrite = set(old_files)
+            for path in sorted(old_folder.glob("*.parquet")):
+                if path.name not in rewrite:
+                    os.link(path, self.folder / SEGMENTS / path.name)
+                    self.linked += 1
+        if old_files:
+            _create_temp(con, "_out", """
+                select o.* from read_parquet(?, hive_partitioning = false) as o
+                left join segment_cuts as c using (participant_id)
+                where o.participant_id not in (select participant_id from segment_full)
+                  and (c.threshold_utc is null or o.last_minute_utc < c.threshold_utc)""",
+                         [[str(old_folder / name) for name in old_files]])
+            self._write_by_month(SEGMENTS, "_out")
+        # the segments recomputed, from the walking minutes of this build's files that can hold them
+        minute_files = [str(self.folder / "walking_minutes" / name) for (name,) in con.sql("""
+            select distinct i.file from _minutes_index as i join segment_offsets as o using (participant_id)
+            where o.from_utc is null or i.max_date >= cast(o.from_utc as date) - 1
+            order by 1""").fetchall()]
+        con.unregister("_minutes_index")
+        if minute_files:
+            _create_temp(con, "segment_minutes", """
+                select w.participant_id, w.minute_utc, w.local_date
+                from read_parquet(?, hive_partitioning = false) as w
+                join segment_offsets as o using (participant_id)
+                where o.from_utc is null or w.minute_utc >= o.from_utc""", [minute_files])
+        else:
+            _create_temp(con, "segment_minutes", "select null::varchar as participant_id, "
+                         "null::timestamptz as minute_utc, null::date as local_date limit 0")
+        _create_temp(con, SEGMENTS, _model(SEGMENTS_MODEL))
+        self._write_by_month(SEGMENTS, SEGMENTS, schema_only=not any((self.folder / SEGMENTS).glob("*.parquet")))
+        for table in ("segment_full", "segment_cuts", "segments_read", "segment_offsets", "segment_minutes"):
+            con.execute(f'drop table "{table}"')
 
 
 def _list_lake(intervals_dir: Path) -> pl.DataFrame:
@@ -412,6 +541,7 @@ def refresh_derived(
     remove_unused_builds(root, keep=previous)
     state = _read_state(previous)
     code = code_fingerprint(frames)
+    segments_code = segments_fingerprint(frames)
     zones = registry_zones(frames["registry_participants"])
     if state is not None and state.code != code:
         state = None
@@ -419,15 +549,16 @@ def refresh_derived(
     build_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     hidden = root / f".build-{build_id}"
     try:
-        return _build(con, intervals_dir, root, hidden, build_id, state, code, zones, now)
+        return _build(con, intervals_dir, root, hidden, build_id, state, code, segments_code, zones, now)
     except BaseException:
         shutil.rmtree(hidden, ignore_errors=True)  # never read: the next run would remove it anyway
         raise
 
 
 def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidden: Path, build_id: str,
-           state: _State | None, code: str, zones: dict[str, str], now: datetime) -> DerivedBuild:
-    for table in DERIVED_TABLES:
+           state: _State | None, code: str, segments_code: str, zones: dict[str, str],
+           now: datetime) -> DerivedBuild:
+    for table in STORED_TABLES:
         (hidden / table).mkdir(parents=True)
     builder = _Builder(con, intervals_dir.parent, hidden, build_id)
     known_participants = set(zones)
@@ -508,22 +639,25 @@ def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidd
         if not any((hidden / table).glob("*.parquet")):
             builder.compute([], schema_only=True)
             break
-    index = builder.index(state)
+    index = builder.index(state, tuple(DERIVED_TABLES))
+    # 5. walking segments, from the build's complete walking minutes
+    builder.segments(state, index, fresh=state is None or state.segments_code != segments_code)
+    index = pl.concat([index, builder.index(state, (SEGMENTS,))])
 
-    # 5. record what the build was computed from, make it durable, publish it
+    # 6. record what the build was computed from, make it durable, publish it
     mode = "full" if state is None else ("incremental" if (full or partial) else "unchanged")
     result = DerivedBuild(root / f"build-{build_id}", mode, len(full), changed_day_count, len(builder.written),
                           builder.linked)
     catalogue.write_parquet(hidden / ".lake_files.parquet")
     index.write_parquet(hidden / ".index.parquet")
     _write_file(hidden / ".state.json", json.dumps(
-        {"format": DERIVED_FORMAT, "build_id": build_id, "code": code, "zones": zones,
+        {"format": DERIVED_FORMAT, "build_id": build_id, "code": code, "segments_code": segments_code, "zones": zones,
          "built_at": now.isoformat(), **describe(result)}).encode())
     for table, name in builder.written:
         _fsync_file(hidden / table / name)
     for path in (hidden / ".lake_files.parquet", hidden / ".index.parquet"):
         _fsync_file(path)
-    for table in DERIVED_TABLES:
+    for table in STORED_TABLES:
         fsync_dir(hidden / table)
     fsync_dir(hidden)
     os.rename(hidden, result.folder)

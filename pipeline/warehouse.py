@@ -5,9 +5,9 @@ in a new build folder under DIR/lake/derived/, recomputing only the local days w
 changed. Then the new database is written beside the old one (warehouse.duckdb.building) from
 those rows, closed, and renamed over it: analysts with the old file open keep a consistent snapshot
 (the old build folder stays until no one holds the old file) and are never blocked.
-step_intervals and minute_steps are views over the build's Parquet files (hundreds of millions of
-rows a year: copying them into every night's database would cost as much as the history); the
-other tables are small and rebuilt every run from the derived per-day rows.
+step_intervals, minute_steps and walking_segments are views over the build's Parquet files (up to
+hundreds of millions of rows a year: copying them into every night's database would cost as much as
+the history); the other tables are small and rebuilt every run from the derived per-day rows.
 Inputs from Python (registry, prescription, settings) are registered as Arrow tables; the SQL
 never has a value spliced into it (only our own folder names, as literals, where DuckDB cannot bind
 a parameter: view definitions and COPY targets).
@@ -26,7 +26,7 @@ import duckdb
 import polars as pl
 
 from pipeline.config import Settings
-from pipeline.derived import DERIVED_TABLES, DerivedBuild, link_warehouse, refresh_derived, sql_literal
+from pipeline.derived import STORED_TABLES, DerivedBuild, link_warehouse, refresh_derived, sql_literal
 from pipeline.errors import StorageError
 from pipeline.lake import batch_files, fsync_dir
 from pipeline.prescription import prescription_weeks
@@ -39,7 +39,6 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 # heavy models (staging/stg_step_intervals.sql, derived/*.sql) run in pipeline/derived.py.
 MODELS: tuple[tuple[str, str], ...] = (
     ("participants", "staging/stg_participants.sql"),
-    ("walking_segments", "marts/walking_segments.sql"),
     ("daily_activity", "marts/daily_activity.sql"),
     ("weekly_activity", "marts/weekly_activity.sql"),
     ("weekly_adherence", "marts/weekly_adherence.sql"),
@@ -51,10 +50,11 @@ MODELS: tuple[tuple[str, str], ...] = (
 VIEWS: tuple[tuple[str, str, str], ...] = (
     ("step_intervals", "marts/step_intervals.sql", "intervals"),
     ("minute_steps", "marts/minute_steps.sql", "minute_steps"),
+    ("walking_segments", "marts/walking_segments.sql", "walking_segments"),
 )
 
 # Derived tables the marts read during the build (temporary: analysts see the marts).
-MART_INPUTS = ("walking_minutes", "day_facts", "day_sources")
+MART_INPUTS = ("day_facts", "day_sources")
 
 # Build inputs dropped once the marts exist (analysts see the marts and the settings tables).
 INTERMEDIATE_TABLES = ("lake_device_daily_totals", "registry_participants")
@@ -162,10 +162,10 @@ def _register_inputs(con: duckdb.DuckDBPyConnection, settings: Settings, frames:
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, derived: DerivedBuild) -> None:
-    """step_intervals and minute_steps: views naming the build's files (a view cannot take a bound
-    parameter; the literal is our own folder, quoted)."""
+    """step_intervals, minute_steps and walking_segments: views naming the build's files (a view
+    cannot take a bound parameter; the literal is our own folder, quoted)."""
     for table, model, derived_table in VIEWS:
-        assert derived_table in DERIVED_TABLES
+        assert derived_table in STORED_TABLES
         lines = [line for line in (SQL_DIR / model).read_text().splitlines() if not line.lstrip().startswith("--")]
         select = "\n".join(lines)
         placeholder = f"from derived_{derived_table}"

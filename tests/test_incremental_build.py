@@ -5,6 +5,7 @@ recomputed."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import polars as pl
 import pytest
 
 from pipeline.config import Settings
@@ -297,3 +299,79 @@ def test_a_lake_file_rewritten_in_place_recomputes_its_participant(tmp_path):
     assert _state(tmp_path / "scratch")["mode"] == "full"
     assert h.warehouse_snapshot(tmp_path / "warehouse.duckdb") == h.warehouse_snapshot(
         tmp_path / "scratch" / "warehouse.duckdb")
+
+
+def test_walking_segments_after_new_minutes_equal_a_build_from_scratch(tmp_path):
+    """walking_segments are kept from the previous build up to just before the changed days and
+    recomputed from there (pipeline/derived.py, _Builder.segments): a walk continued by new
+    minutes after midnight joins the old segment, a new minute that bridges two old segments
+    merges them and renumbers every later one, and the segments of untouched months stay as
+    they were (their files hard-linked)."""
+    from pipeline.lake import write_interval_batch
+    from pipeline.registry import Participant
+    from pipeline.schema import step_intervals_polars_schema
+    from tests.warehouse_helpers import interval, worn_day
+
+    people = [Participant("p1", "c1", "Europe/London", date(2024, 1, 20)),
+              Participant("p2", "c1", "UTC", date(2024, 1, 20))]
+    days = [date(2024, 1, 20) + timedelta(days=k) for k in range(22)]  # 20 January to 10 February
+    first = [row for day in days for row in worn_day("p1", day, "Europe/London", walk=[(9, 0, 12), (15, 30, 4)])]
+    first += [row for day in days for row in worn_day("p2", day, "UTC", walk=[(11, 0, 15), (11, 19, 15)])]
+    first += worn_day("p1", days[-1], "Europe/London", hours=[], walk=[(23, 44, 15)])  # 23:45 to 23:59
+    later = [interval("p1", f"2024-02-11T00:{m:02d}:00+00:00", f"2024-02-11T00:{m + 1:02d}:00+00:00", 120)
+             for m in range(1, 21)]  # joins the walk before midnight over a gap of one minute
+    later += [interval("p2", f"2024-02-05T11:{m:02d}:00+00:00", f"2024-02-05T11:{m + 1:02d}:00+00:00", 120)
+              for m in (17, 18)]  # bridges the two walks of 5 February (minutes 11:01-15 and 11:20-34)
+
+    def night(folder: Path, batches: list[tuple[str, list[dict]]]) -> list[tuple]:
+        settings = Settings.for_folder(folder)
+        for name, rows in batches:
+            write_interval_batch(pl.DataFrame(rows, schema=step_intervals_polars_schema()),
+                                 settings.data.intervals_dir, name)
+        build_warehouse(settings, people, [], as_of=date(2024, 2, 12), now=NOW)
+        con = duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True)
+        try:
+            return con.sql("select * from walking_segments order by participant_id, segment_number").fetchall()
+        finally:
+            con.close()
+
+    night(tmp_path / "data", [("first", first)])
+    before = current_build(tmp_path / "data" / "lake" / "derived", tmp_path / "data" / "warehouse.duckdb")
+    segments = night(tmp_path / "data", [("later", later)])
+    state = _state(tmp_path / "data")
+    assert (state["mode"], state["recomputed_participants"]) == ("incremental", 0)
+    assert segments == night(tmp_path / "scratch", [("first", first), ("later", later)])
+    assert _state(tmp_path / "scratch")["mode"] == "full"
+
+    by_participant = {p: [s for s in segments if s[0] == p] for p in ("p1", "p2")}
+    assert [s[1] for s in by_participant["p2"]] == list(range(1, 44))  # 2 a day for 22 days, one merged
+    merged = [s for s in by_participant["p2"] if s[4] == date(2024, 2, 5)]
+    assert [(s[5], s[6], s[7]) for s in merged] == [(32, 34, True)]  # walking minutes, span, bout
+    last = by_participant["p1"][-1]
+    assert (last[4], last[5], last[6]) == (date(2024, 2, 10), 35, 36)  # 23:45 to 00:20, one minute missing
+
+    after = current_build(tmp_path / "data" / "lake" / "derived", tmp_path / "data" / "warehouse.duckdb")
+    linked = [p for p in (after / "walking_segments").glob("*.parquet")
+              if (before / "walking_segments" / p.name).exists()
+              and os.path.samefile(p, before / "walking_segments" / p.name)]
+    assert linked, "January's segments should be carried over, not recomputed"
+
+
+def test_a_build_from_before_segments_were_derived_rows_is_carried_on(nights, tmp_path):
+    """A data folder whose last build predates derived walking_segments (no segments folder, no
+    segments fingerprint, an index without last_utc) is not rebuilt from scratch: its derived rows
+    are kept and everyone's segments computed, equal to a build from scratch."""
+    workdir, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    folder = current_build(copy / "lake" / "derived", copy / "warehouse.duckdb")
+    shutil.rmtree(folder / "walking_segments")
+    meta = json.loads((folder / ".state.json").read_text())
+    del meta["segments_code"]
+    (folder / ".state.json").write_text(json.dumps(meta))
+    index = pl.read_parquet(folder / ".index.parquet")
+    index.filter(pl.col("table") != "walking_segments").drop("last_utc").write_parquet(folder / ".index.parquet")
+    (copy / "inbox" / "P002" / "extra" / "next-day.csv").write_text(narrow_csv(
+        "P002", _fitabase_rows(_local("2024-11-26", 8, 0, "America/New_York"), 60, 120)))
+    state = _run(copy, h.AS_OF)
+    assert (state["mode"], state["recomputed_participants"]) == ("incremental", 0)
+    _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
