@@ -4,7 +4,8 @@ The expensive part of the warehouse (de-duplicated intervals, the minute series,
 computed by the models in pipeline/sql/derived/ and kept as Parquet under DIR/lake/derived/:
 
   build-<id>/<table>/<origin build>-<n>.parquet   the rows of one build, every file immutable
-  build-<id>/.state.json, .lake_files.parquet     what the build was computed from
+  build-<id>/.state.json, .lake_files.parquet,    what the build was computed from
+            .totals_files.parquet
   build-<id>/.index.parquet                       per file and participant: first and last local day
   build-<id>/.warehouse.duckdb                    hard link to the warehouse that reads this build
 
@@ -26,6 +27,9 @@ walking_segments join walking minutes across days, so they come after the rest, 
 complete walking minutes (_Builder.segments): a participant's segments that end well before their
 earliest changed day are kept, the others recomputed from there on and numbered on. Changed
 segment rules (their model or the definitions) recompute every segment, nothing else.
+The devices' own daily totals (lake/device_daily_totals, for daily_crosscheck) are kept as each
+day's largest: a build reads only the lake's new total files and rewrites the months they touch
+(_Builder.device_totals).
 
 A build folder is written hidden (.build-<id>), renamed when complete, and only then read by a new
 warehouse; the warehouse's views name that folder, so an analyst holding an old warehouse open keeps
@@ -76,7 +80,11 @@ DERIVED_TABLES: dict[str, str] = {
 # days but after them, from the build's complete walking minutes (_Builder.segments).
 SEGMENTS = "walking_segments"
 SEGMENTS_MODEL = "derived/walking_segments.sql"
-STORED_TABLES = (*DERIVED_TABLES, SEGMENTS)
+# The devices' own daily totals (lake/device_daily_totals), kept as their per-day largest, so that a
+# night reads only the lake's new total files (_Builder.device_totals).
+TOTALS = "device_totals"
+TOTALS_MODEL = "derived/device_totals.sql"
+STORED_TABLES = (*DERIVED_TABLES, SEGMENTS, TOTALS)
 BUILD_NAME = re.compile(r"(build-\d{8}T\d{6}-[0-9a-f]{8})/minute_steps/")
 MARGIN_SECONDS = 3600  # slack around every day's window (DST, rounding)
 CHUNK_ROWS = 1_000_000  # lake rows computed at once: bounds memory (a year of 40 participants built from
@@ -87,6 +95,7 @@ LAKE_FILES_SCHEMA = {
     "min_start_utc": pl.Datetime("us", "UTC"), "max_start_utc": pl.Datetime("us", "UTC"),
     "max_length_s": pl.Float64, "rows": pl.Int64,
 }
+TOTALS_FILES_SCHEMA = {"relpath": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
 INDEX_SCHEMA = {"table": pl.String, "file": pl.String, "participant_id": pl.String,
                 "min_date": pl.Date, "max_date": pl.Date,
                 "last_utc": pl.Datetime("us", "UTC")}  # walking_segments: the latest last_minute_utc; else null
@@ -117,6 +126,8 @@ class _State:
     zones: dict[str, str]  # participant_id -> time_zone the build used
     lake_files: pl.DataFrame
     index: pl.DataFrame
+    totals_code: str | None  # None: a build from before device totals were derived rows
+    totals_files: pl.DataFrame | None  # the lake's daily total files the build read
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -130,6 +141,10 @@ def code_fingerprint(frames: dict[str, pl.DataFrame]) -> str:
     for name in ("definitions", "source_priority"):
         digest.update(name.encode() + json.dumps(frames[name].rows(), default=str).encode())
     return digest.hexdigest()
+
+
+def totals_fingerprint() -> str:
+    return hashlib.sha256((TOTALS_MODEL + _model(TOTALS_MODEL)).encode()).hexdigest()
 
 
 def segments_fingerprint(frames: dict[str, pl.DataFrame]) -> str:
@@ -234,9 +249,11 @@ def _read_state(folder: Path | None) -> _State | None:
         index = pl.read_parquet(folder / ".index.parquet")
         if "last_utc" not in index.columns:  # a build from before walking_segments were derived rows
             index = index.with_columns(pl.lit(None).alias("last_utc"))
+        totals = folder / ".totals_files.parquet"
         return _State(folder, meta["code"], meta.get("segments_code"), dict(meta["zones"]),
                       pl.read_parquet(folder / ".lake_files.parquet").cast(LAKE_FILES_SCHEMA),
-                      index.select(list(INDEX_SCHEMA)).cast(INDEX_SCHEMA))
+                      index.select(list(INDEX_SCHEMA)).cast(INDEX_SCHEMA), meta.get("totals_code"),
+                      pl.read_parquet(totals).cast(TOTALS_FILES_SCHEMA) if totals.exists() else None)
     except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
         return None  # no usable state: a full build
 
@@ -497,6 +514,48 @@ class _Builder:
             con.execute(f'drop table "{table}"')
 
 
+    def device_totals(self, state: _State | None, totals_dir: Path, *, fresh: bool) -> pl.DataFrame:
+        """device_totals from the lake's daily total files: the previous build's rows, with the
+        files new since then folded in (their months rewritten, the others hard-linked). With
+        `fresh` (no previous totals, or another model), or when a lake file changed or went (the
+        pipeline never does either), every file is read. Returns the listing of the files read."""
+        con = self.con
+        listing = _list_lake(totals_dir)
+        keys = ["relpath", "size_bytes", "mtime_ns"]
+        previous = None if fresh or state is None else state.totals_files
+        if previous is not None and previous.join(listing, on=keys, how="anti").height:
+            previous = None
+        new = listing if previous is None else listing.join(previous, on=keys, how="anti")
+        if new.height:
+            _create_temp(con, "device_total_rows", "select participant_id, local_date, source, device, steps "
+                         "from read_parquet(?, union_by_name = true, hive_partitioning = false)",
+                         [[str(totals_dir / rel) for rel in new["relpath"].to_list()]])
+        else:
+            _create_temp(con, "device_total_rows", "select null::varchar as participant_id, null::date as local_date, "
+                         "null::varchar as source, null::varchar as device, null::double as steps limit 0")
+        rewrite: set[str] = set()
+        if previous is not None:  # state is not None
+            months = {row[0] for row in con.sql(
+                "select distinct cast(date_trunc('month', local_date) as date) from device_total_rows").fetchall()}
+            for row in state.index.filter(pl.col("table") == TOTALS).iter_rows(named=True):
+                if row["min_date"] is not None and row["min_date"].replace(day=1) in months:
+                    rewrite.add(row["file"])  # one file per month (_write_by_month)
+            old_folder = state.folder / TOTALS
+            for path in sorted(old_folder.glob("*.parquet")):
+                if path.name not in rewrite:
+                    os.link(path, self.folder / TOTALS / path.name)
+                    self.linked += 1
+            if rewrite:
+                con.execute("insert into device_total_rows select participant_id, local_date, source, device, steps "
+                            "from read_parquet(?, hive_partitioning = false)",
+                            [[str(old_folder / name) for name in sorted(rewrite)]])
+        if new.height or previous is None:
+            _create_temp(con, TOTALS, _model(TOTALS_MODEL))
+            self._write_by_month(TOTALS, TOTALS, schema_only=not any((self.folder / TOTALS).glob("*.parquet")))
+        con.execute("drop table device_total_rows")
+        return listing
+
+
 def _list_lake(intervals_dir: Path) -> pl.DataFrame:
     rows = []
     for path in batch_files(intervals_dir):
@@ -541,7 +600,7 @@ def refresh_derived(
     remove_unused_builds(root, keep=previous)
     state = _read_state(previous)
     code = code_fingerprint(frames)
-    segments_code = segments_fingerprint(frames)
+    codes = {"segments_code": segments_fingerprint(frames), "totals_code": totals_fingerprint()}
     zones = registry_zones(frames["registry_participants"])
     if state is not None and state.code != code:
         state = None
@@ -549,15 +608,17 @@ def refresh_derived(
     build_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     hidden = root / f".build-{build_id}"
     try:
-        return _build(con, intervals_dir, root, hidden, build_id, state, code, segments_code, zones, now)
+        return _build(con, intervals_dir, root, hidden, build_id, state, code, codes, zones, now)
     except BaseException:
         shutil.rmtree(hidden, ignore_errors=True)  # never read: the next run would remove it anyway
         raise
 
 
 def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidden: Path, build_id: str,
-           state: _State | None, code: str, segments_code: str, zones: dict[str, str],
+           state: _State | None, code: str, codes: dict[str, str], zones: dict[str, str],
            now: datetime) -> DerivedBuild:
+    """`codes`: the fingerprints of the segments and device totals models (a change recomputes
+    only that table)."""
     for table in STORED_TABLES:
         (hidden / table).mkdir(parents=True)
     builder = _Builder(con, intervals_dir.parent, hidden, build_id)
@@ -641,21 +702,25 @@ def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidd
             break
     index = builder.index(state, tuple(DERIVED_TABLES))
     # 5. walking segments, from the build's complete walking minutes
-    builder.segments(state, index, fresh=state is None or state.segments_code != segments_code)
-    index = pl.concat([index, builder.index(state, (SEGMENTS,))])
+    builder.segments(state, index, fresh=state is None or state.segments_code != codes["segments_code"])
+    # 6. the devices' own daily totals
+    totals_files = builder.device_totals(state, intervals_dir.parent / "device_daily_totals",
+                                         fresh=state is None or state.totals_code != codes["totals_code"])
+    index = pl.concat([index, builder.index(state, (SEGMENTS, TOTALS))])
 
-    # 6. record what the build was computed from, make it durable, publish it
+    # 7. record what the build was computed from, make it durable, publish it
     mode = "full" if state is None else ("incremental" if (full or partial) else "unchanged")
     result = DerivedBuild(root / f"build-{build_id}", mode, len(full), changed_day_count, len(builder.written),
                           builder.linked)
     catalogue.write_parquet(hidden / ".lake_files.parquet")
     index.write_parquet(hidden / ".index.parquet")
+    totals_files.write_parquet(hidden / ".totals_files.parquet")
     _write_file(hidden / ".state.json", json.dumps(
-        {"format": DERIVED_FORMAT, "build_id": build_id, "code": code, "segments_code": segments_code, "zones": zones,
+        {"format": DERIVED_FORMAT, "build_id": build_id, "code": code, **codes, "zones": zones,
          "built_at": now.isoformat(), **describe(result)}).encode())
     for table, name in builder.written:
         _fsync_file(hidden / table / name)
-    for path in (hidden / ".lake_files.parquet", hidden / ".index.parquet"):
+    for path in (hidden / ".lake_files.parquet", hidden / ".index.parquet", hidden / ".totals_files.parquet"):
         _fsync_file(path)
     for table in STORED_TABLES:
         fsync_dir(hidden / table)

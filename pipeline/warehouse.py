@@ -28,10 +28,10 @@ import polars as pl
 from pipeline.config import Settings
 from pipeline.derived import STORED_TABLES, DerivedBuild, link_warehouse, refresh_derived, sql_literal
 from pipeline.errors import StorageError
-from pipeline.lake import batch_files, fsync_dir
+from pipeline.lake import fsync_dir
 from pipeline.prescription import prescription_weeks
 from pipeline.registry import Participant, PlanRow
-from pipeline.schema import DAILY_TOTAL_COLUMNS, step_intervals_polars_schema
+from pipeline.schema import step_intervals_polars_schema
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
@@ -54,10 +54,10 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
 )
 
 # Derived tables the marts read during the build (temporary: analysts see the marts).
-MART_INPUTS = ("day_facts", "day_sources")
+MART_INPUTS = ("day_facts", "day_sources", "device_totals")
 
 # Build inputs dropped once the marts exist (analysts see the marts and the settings tables).
-INTERMEDIATE_TABLES = ("lake_device_daily_totals", "registry_participants")
+INTERMEDIATE_TABLES = ("registry_participants",)
 
 # DuckDB resources: memory is bounded (it spills to DIR/lake/derived/.spill beyond the limit).
 DUCKDB_MEMORY_LIMIT = "1500MB"
@@ -148,14 +148,10 @@ def _derive(settings: Settings, frames: dict[str, pl.DataFrame], target: Path, n
         con.close()
 
 
-def _register_inputs(con: duckdb.DuckDBPyConnection, settings: Settings, frames: dict[str, pl.DataFrame],
+def _register_inputs(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame],
                      derived: DerivedBuild) -> None:
     for name, frame in frames.items():
         _create_from_frame(con, name, frame, temporary=name == "registry_participants")
-    totals_schema = {"participant_id": pl.String, **DAILY_TOTAL_COLUMNS, "file_sha256": pl.String,
-                     "ingested_at": pl.Datetime("us", "UTC")}
-    _create_from_parquet(con, "lake_device_daily_totals", batch_files(settings.data.lake / "device_daily_totals"),
-                         pl.Schema(totals_schema))
     for table in MART_INPUTS:
         con.execute(f'create temp table "derived_{table}" as '  # names from our own list
                     "select * from read_parquet(?, hive_partitioning = false)", [[str(f) for f in derived.files(table)]])
@@ -185,13 +181,6 @@ def _create_from_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.Data
     con.unregister("_frame")
 
 
-def _create_from_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], schema: pl.Schema) -> None:
-    if files:
-        con.read_parquet([str(f) for f in files], union_by_name=True).create(name)
-    else:
-        _create_from_frame(con, name, pl.DataFrame(schema=schema))
-
-
 def build_warehouse(
     settings: Settings,
     participants: list[Participant],
@@ -214,7 +203,7 @@ def build_warehouse(
         con = duckdb.connect(str(building))
         try:
             _configure(con, _spill_folder(settings), keep_order=True)  # the marts are stored in their order
-            _register_inputs(con, settings, frames, derived)
+            _register_inputs(con, frames, derived)
             _create_views(con, derived)
             for table, model in MODELS:
                 sql = (SQL_DIR / model).read_text()

@@ -357,21 +357,73 @@ def test_walking_segments_after_new_minutes_equal_a_build_from_scratch(tmp_path)
     assert linked, "January's segments should be carried over, not recomputed"
 
 
-def test_a_build_from_before_segments_were_derived_rows_is_carried_on(nights, tmp_path):
-    """A data folder whose last build predates derived walking_segments (no segments folder, no
-    segments fingerprint, an index without last_utc) is not rebuilt from scratch: its derived rows
-    are kept and everyone's segments computed, equal to a build from scratch."""
+def test_a_build_from_before_segments_and_totals_were_derived_rows_is_carried_on(nights, tmp_path):
+    """A data folder whose last build predates derived walking_segments and device totals (no
+    such folders, fingerprints or totals listing, an index without last_utc) is not rebuilt from
+    scratch: its derived rows are kept, everyone's segments computed and every total file read,
+    equal to a build from scratch."""
     workdir, data, _, _ = nights
     copy = h.copy_folder(data, tmp_path / "data")
     folder = current_build(copy / "lake" / "derived", copy / "warehouse.duckdb")
-    shutil.rmtree(folder / "walking_segments")
+    for table in ("walking_segments", "device_totals"):
+        shutil.rmtree(folder / table)
+    (folder / ".totals_files.parquet").unlink()
     meta = json.loads((folder / ".state.json").read_text())
-    del meta["segments_code"]
+    del meta["segments_code"], meta["totals_code"]
     (folder / ".state.json").write_text(json.dumps(meta))
     index = pl.read_parquet(folder / ".index.parquet")
-    index.filter(pl.col("table") != "walking_segments").drop("last_utc").write_parquet(folder / ".index.parquet")
+    index.filter(~pl.col("table").is_in(["walking_segments", "device_totals"])).drop("last_utc").write_parquet(
+        folder / ".index.parquet")
+    assert h.warehouse_snapshot(data / "warehouse.duckdb")["daily_crosscheck"][0] > 0  # totals to carry
     (copy / "inbox" / "P002" / "extra" / "next-day.csv").write_text(narrow_csv(
         "P002", _fitabase_rows(_local("2024-11-26", 8, 0, "America/New_York"), 60, 120)))
     state = _run(copy, h.AS_OF)
     assert (state["mode"], state["recomputed_participants"]) == ("incremental", 0)
     _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
+
+
+def test_device_totals_fold_in_only_the_new_lake_files(tmp_path):
+    """daily_crosscheck's device totals are kept between builds (pipeline/derived.py,
+    _Builder.device_totals): a night reads only the lake's new total files, a larger total for a
+    day already seen replaces it (a smaller one does not), untouched months stay hard-linked, and
+    the table equals a build from scratch."""
+    from pipeline.lake import write_daily_totals_batch
+    from pipeline.registry import Participant
+
+    people = [Participant("p1", "c1", "UTC", date(2024, 1, 20))]
+
+    def totals(rows: list[tuple[str, float]]) -> pl.DataFrame:
+        return pl.DataFrame(
+            [("p1", "garmin", "fr", date.fromisoformat(day), steps, "a" * 64, NOW) for day, steps in rows],
+            schema={"participant_id": pl.String, "source": pl.String, "device": pl.String, "local_date": pl.Date,
+                    "steps": pl.Float64, "file_sha256": pl.String, "ingested_at": pl.Datetime("us", "UTC")},
+            orient="row")
+
+    def night(folder: Path, batches: list[tuple[str, list[tuple[str, float]]]]) -> list[tuple]:
+        settings = Settings.for_folder(folder)
+        for name, rows in batches:
+            write_daily_totals_batch(totals(rows), settings.data.lake / "device_daily_totals", name)
+        build_warehouse(settings, people, [], as_of=date(2024, 2, 12), now=NOW)
+        con = duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True)
+        try:
+            return con.sql("select local_date, device_steps from daily_crosscheck order by 1").fetchall()
+        finally:
+            con.close()
+
+    first = [("2024-01-30", 8000), ("2024-02-01", 3000), ("2024-02-03", 9000)]
+    later = [("2024-02-01", 6500), ("2024-02-02", 7000)]
+    smaller = [("2024-02-03", 100)]  # a partial sync file of a day already complete
+    assert night(tmp_path / "data", [("first", first)]) == [
+        (date(2024, 1, 30), 8000), (date(2024, 2, 1), 3000), (date(2024, 2, 3), 9000)]
+    before = current_build(tmp_path / "data" / "lake" / "derived", tmp_path / "data" / "warehouse.duckdb")
+    rows = night(tmp_path / "data", [("later", later), ("smaller", smaller)])
+    assert rows == [(date(2024, 1, 30), 8000), (date(2024, 2, 1), 6500), (date(2024, 2, 2), 7000),
+                    (date(2024, 2, 3), 9000)]
+    assert rows == night(tmp_path / "scratch", [("first", first), ("later", later), ("smaller", smaller)])
+    after = current_build(tmp_path / "data" / "lake" / "derived", tmp_path / "data" / "warehouse.duckdb")
+    linked = [p.name for p in (after / "device_totals").glob("*.parquet")
+              if (before / "device_totals" / p.name).exists()
+              and os.path.samefile(p, before / "device_totals" / p.name)]
+    assert len(linked) == 1, "January's totals should be carried over, February's rewritten"
+    read = pl.read_parquet(after / ".totals_files.parquet")["relpath"].to_list()
+    assert len(read) == 3 and all("participant_id=p1" in path for path in read)

@@ -2,11 +2,8 @@
 -- computed from that source's intervals for the same local day. Never used in any metric.
 -- Units: steps (steps); difference = device_steps - computed_steps.
 with device_totals as (
-    -- a day split over several sync files reports partial totals: the largest is the device's
-    -- total for the day (a re-export repeats the same total)
-    select participant_id, local_date, source, device, max(steps) as steps
-    from lake_device_daily_totals
-    group by participant_id, local_date, source, device
+    -- the device's total per day: the largest it reported (pipeline/sql/derived/device_totals.sql)
+    select * from derived_device_totals
 ),
 
 computed as (
