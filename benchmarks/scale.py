@@ -5,6 +5,8 @@ Usage (from the project root)::
     .venv/bin/python benchmarks/scale.py --quick                    # 20 participants x 30 and 60 days, ~1-2 min
     .venv/bin/python benchmarks/scale.py --participants 100 --days 90 --history-days 180
     .venv/bin/python benchmarks/scale.py --participants 1000 --days 365 --history-days 0   # the target itself
+    .venv/bin/python benchmarks/scale.py --participants 50 --days 30 --history-days 0 --no-library-full --nights 20
+                                        # 20 more nights after the nightly: does a night cost more as batches pile up?
     add --profile to profile the phases (cProfile of ingest on a few participants, per-model warehouse
     timings, cProfile of the reports); --keep to keep the data folders under benchmarks/out/scale/.
 
@@ -35,6 +37,9 @@ The last line is machine-readable::
            full_run_s_h2=... nightly_run_s_h1=... nightly_run_s_h2=... ingest_s=... warehouse_s=...
            reports_s=... nightly_ingest_s=... nightly_warehouse_s=... nightly_reports_s=...
            orchestration_share=... nightly_orchestration_share=... gen_s=...
+
+With ``--nights K``: ``nights=K nights_first_wall_s=... nights_last_wall_s=...`` and the least-squares
+slope per night of the library's wall time and of each phase (``nights_wall_slope_s=...``).
 
 (``peak_rss_mb``: the largest process-tree peak of all measured CLI runs; ``*_h1`` is the
 ``--days`` history, ``*_h2`` the ``--history-days`` one; phase figures are the library driver's
@@ -394,6 +399,7 @@ class HistoryResult:
     facts_nightly: dict
     load_before: str
     load_after: str
+    later_nights: list[dict] = field(default_factory=list)  # --nights: one library nightly each
 
 
 def share(cli: Measured, lib: Measured | None) -> float:
@@ -414,7 +420,7 @@ def _summary_line(result: Measured) -> str:
 
 def _run_history(out: Path, participants: int, days: int, fitbit_share: float, seed: int, start: date,
                  env: dict[str, str], keep: bool, profile: bool, profile_participants: int,
-                 library_full: bool) -> tuple[HistoryResult, str]:
+                 library_full: bool, nights: int = 0) -> tuple[HistoryResult, str]:
     gen = _gen()
     base = out / f"p{participants}-d{days}"
     shutil.rmtree(base, ignore_errors=True)
@@ -453,15 +459,41 @@ def _run_history(out: Path, participants: int, days: int, fitbit_share: float, s
     print(f"   nightly, library:   {nightly_lib.wall_s:8.1f} s  peak tree RSS {nightly_lib.tree_peak_mb:7.0f} MB  "
           f"{_phases(nightly_lib.extra)}  load {load_average()}", flush=True)
     facts_nightly = warehouse_facts(cli_dir)
+    later_nights = run_later_nights(lib_dir, nightly_as_of, env, nights)
     profile_text = ""
     if profile:
         print("   profiling ...", flush=True)
         profile_text = profile_phases(cli_dir, nightly_as_of, base / "profile", profile_participants)
     result = HistoryResult(days, asdict(generation), asdict(added), full_cli, full_lib, nightly_cli, nightly_lib,
-                           facts_full, facts_nightly, load_before, load_average())
+                           facts_full, facts_nightly, load_before, load_average(), later_nights)
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return result, profile_text
+
+
+def run_later_nights(data: Path, as_of: date, env: dict[str, str], nights: int) -> list[dict]:
+    """`nights` more nights on the library's folder, each one new day per participant: does a
+    night cost more as nightly batches pile up in the lake (a file per participant per night)?"""
+    gen = _gen()
+    rows = []
+    for night in range(1, nights + 1):
+        gen.add_day(data)
+        run = library_run(f"later night {night}", data, as_of + timedelta(days=night), env)
+        row = {"night": night, "wall_s": run.wall_s, "tree_peak_mb": run.tree_peak_mb,
+               "lake_parquet_files": count_files(data / "lake", "*.parquet"),
+               **{k: run.extra[k] for k in ("ingest_s", "warehouse_s", "reports_s")}}
+        rows.append(row)
+        print(f"   later night {night:3d}: {run.wall_s:6.1f} s  {_phases(run.extra)}  "
+              f"lake {row['lake_parquet_files']} Parquet files", flush=True)
+    return rows
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x."""
+    n = len(points)
+    mean_x, mean_y = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else float("nan")
 
 
 def _phases(extra: dict) -> str:
@@ -532,6 +564,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="skip the library full run (no full-run phase split or orchestration share)")
     parser.add_argument("--library-full-all", action="store_true",
                         help="also run the library full run on the second history (default: first only)")
+    parser.add_argument("--nights", type=int, default=0,
+                        help="after the nightly run, this many more library nightlies on the --days history, "
+                             "one new day each: does a night's cost grow as nightly batches pile up?")
     parser.add_argument("--fitbit-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
@@ -567,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
         result, profile_text = _run_history(
             out, args.participants, days, args.fitbit_share, args.seed, args.start, env, args.keep,
             args.profile and index == 0, args.profile_participants or max(2, args.participants // 20),
-            (index == 0 and not args.no_library_full) or args.library_full_all)
+            (index == 0 and not args.no_library_full) or args.library_full_all, args.nights if index == 0 else 0)
         results.append(result)
         if profile_text:
             profiles.append(profile_text)
@@ -627,6 +662,11 @@ def main(argv: list[str] | None = None) -> None:
         "nightly_orchestration_share": share(m.nightly_cli, m.nightly_lib),
         "gen_s": m.generation["seconds"],
     }
+    if main_result.later_nights:
+        later = main_result.later_nights
+        for phase in ("wall", "ingest", "warehouse", "reports"):
+            fields[f"nights_{phase}_slope_s"] = slope([(row["night"], row[f"{phase}_s"]) for row in later])
+        fields.update(nights=len(later), nights_first_wall_s=later[0]["wall_s"], nights_last_wall_s=later[-1]["wall_s"])
     if len(results) > 1:
         fields.update(days_h2=results[-1].days, full_run_s_h2=results[-1].full_cli.wall_s,
                       nightly_run_s_h2=results[-1].nightly_cli.wall_s)

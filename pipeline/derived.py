@@ -411,16 +411,15 @@ class _Builder:
             return pl.DataFrame(schema=INDEX_SCHEMA)
         return pl.concat([f.select(list(INDEX_SCHEMA)).cast(INDEX_SCHEMA) for f in frames])
 
-
     def segments(self, state: _State | None, index: pl.DataFrame, *, fresh: bool) -> None:
         """walking_segments from the build's complete walking minutes (`index`: this build's
         index of the other tables). With `fresh` (no previous segments, or other segment rules)
         every participant's segments are computed; else a participant recomputed in full gets
-        all theirs computed. One with changed days keeps the previous build's segments that end before
-        `threshold_utc`: more than the allowed gap before the earliest changed day's UTC midnight
-        minus a day (a local day starts at most 14 h before its UTC midnight), so no walking minute
-        that may have changed can join them. The others are recomputed from the first minute of
-        the first one replaced, numbered on from the segments kept."""
+        all theirs computed. One with changed days keeps the previous build's segments that end
+        before `threshold_utc`: more than the allowed gap before the earliest changed day's UTC
+        midnight minus a day (a local day starts at most 14 h before its UTC midnight), so no
+        walking minute that may have changed can join them. The others are recomputed from the
+        first minute of the first one replaced, numbered on from the segments kept."""
         con = self.con
         con.register("_minutes_index", index.filter(pl.col("table") == "walking_minutes").to_arrow())
         _create_temp(con, "segment_full", "select distinct participant_id from _minutes_index" if fresh
@@ -512,7 +511,6 @@ class _Builder:
         self._write_by_month(SEGMENTS, SEGMENTS, schema_only=not any((self.folder / SEGMENTS).glob("*.parquet")))
         for table in ("segment_full", "segment_cuts", "segments_read", "segment_offsets", "segment_minutes"):
             con.execute(f'drop table "{table}"')
-
 
     def device_totals(self, state: _State | None, totals_dir: Path, *, fresh: bool) -> pl.DataFrame:
         """device_totals from the lake's daily total files: the previous build's rows, with the
