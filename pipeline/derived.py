@@ -284,7 +284,9 @@ def sql_literal(text: str) -> str:
 # walking segment). Parameters: the table, its files.
 INDEX_ROWS = ("select ?, parse_filename(filename), participant_id, min(local_date), max(local_date), null "
               "from read_parquet(?, filename = true, hive_partitioning = false) group by filename, participant_id")
-SEGMENT_INDEX_ROWS = INDEX_ROWS.replace(", null ", ", max(last_minute_utc) ")
+SEGMENT_INDEX_ROWS = ("select ?, parse_filename(filename), participant_id, min(local_date), max(local_date), "
+                      "max(last_minute_utc) from read_parquet(?, filename = true, hive_partitioning = false) "
+                      "group by filename, participant_id")
 
 # One local month of a table's rows (a parameter: the month).
 MONTH_ROWS = ('select * from "{table}" where date_trunc(\'month\', local_date) is not distinct from ? '
@@ -358,6 +360,13 @@ class _Builder:
             self.written.append((derived, path.name))
         con.execute(f'drop table "{table}"')
 
+    def link_unchanged(self, state: _State, table: str, rewrite: set[str]) -> None:
+        """Hard-link the previous build's files of `table` into this build, except `rewrite`."""
+        for path in sorted((state.folder / table).glob("*.parquet")):
+            if path.name not in rewrite:
+                os.link(path, self.folder / table / path.name)
+                self.linked += 1
+
     def keep_old(self, state: _State, full: set[str]) -> None:
         """Carry the previous build's rows into this one: files untouched by the changed days are
         hard-linked, touched ones rewritten without the rows being replaced."""
@@ -379,10 +388,7 @@ class _Builder:
         for table in DERIVED_TABLES:
             old_folder = state.folder / table
             rewrite = set(touched.get(table, []))
-            for path in sorted(old_folder.glob("*.parquet")):
-                if path.name not in rewrite:
-                    os.link(path, self.folder / table / path.name)
-                    self.linked += 1
+            self.link_unchanged(state, table, rewrite)
             if rewrite:
                 files = [str(old_folder / name) for name in sorted(rewrite)]
                 _create_temp(con, "_out", "select o.* from read_parquet(?, hive_partitioning = false) as o "
@@ -479,11 +485,7 @@ class _Builder:
             select participant_id, 0, null from segment_full""")
         # the previous build's segments that stay: untouched files linked, the others rewritten
         if old_folder is not None:
-            rewrite = set(old_files)
-            for path in sorted(old_folder.glob("*.parquet")):
-                if path.name not in rewrite:
-                    os.link(path, self.folder / SEGMENTS / path.name)
-                    self.linked += 1
+            self.link_unchanged(state, SEGMENTS, set(old_files))
         if old_files:
             _create_temp(con, "_out", """
                 select o.* from read_parquet(?, hive_partitioning = false) as o
@@ -539,10 +541,7 @@ class _Builder:
                 if row["min_date"] is not None and row["min_date"].replace(day=1) in months:
                     rewrite.add(row["file"])  # one file per month (_write_by_month)
             old_folder = state.folder / TOTALS
-            for path in sorted(old_folder.glob("*.parquet")):
-                if path.name not in rewrite:
-                    os.link(path, self.folder / TOTALS / path.name)
-                    self.linked += 1
+            self.link_unchanged(state, TOTALS, rewrite)
             if rewrite:
                 con.execute("insert into device_total_rows select participant_id, local_date, source, device, steps "
                             "from read_parquet(?, hive_partitioning = false)",
@@ -554,11 +553,12 @@ class _Builder:
         return listing
 
 
-def _list_lake(intervals_dir: Path) -> pl.DataFrame:
+def _list_lake(folder: Path) -> pl.DataFrame:
+    """The batch files under a lake folder (step_intervals or device_daily_totals): path, size, mtime."""
     rows = []
-    for path in batch_files(intervals_dir):
+    for path in batch_files(folder):
         status = path.stat()
-        rows.append((path.relative_to(intervals_dir).as_posix(), status.st_size, status.st_mtime_ns))
+        rows.append((path.relative_to(folder).as_posix(), status.st_size, status.st_mtime_ns))
     return pl.DataFrame(rows, schema={"relpath": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64},
                         orient="row")
 

@@ -67,6 +67,22 @@ def _assert_same_as_from_scratch(data: Path, workdir: Path, as_of: str) -> None:
     assert different == [], f"incremental build differs from a build from scratch in {different}"
 
 
+def _build_and_query(folder: Path, people: list, as_of: date, sql: str) -> list[tuple]:
+    """Build the warehouse of `folder` (its lake as it is) and return the rows of `sql`."""
+    build_warehouse(Settings.for_folder(folder), people, [], as_of=as_of, now=NOW)
+    con = duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _linked(before: Path, after: Path, table: str) -> list[str]:
+    """The files of `table` that build `after` hard-linked from build `before`."""
+    return [p.name for p in (after / table).glob("*.parquet")
+            if (before / table / p.name).exists() and os.path.samefile(p, before / table / p.name)]
+
+
 def _local(day: str, hour: int, minute: int, zone: str) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=ZoneInfo(zone))
 
@@ -324,16 +340,11 @@ def test_walking_segments_after_new_minutes_equal_a_build_from_scratch(tmp_path)
               for m in (17, 18)]  # bridges the two walks of 5 February (minutes 11:01-15 and 11:20-34)
 
     def night(folder: Path, batches: list[tuple[str, list[dict]]]) -> list[tuple]:
-        settings = Settings.for_folder(folder)
         for name, rows in batches:
             write_interval_batch(pl.DataFrame(rows, schema=step_intervals_polars_schema()),
-                                 settings.data.intervals_dir, name)
-        build_warehouse(settings, people, [], as_of=date(2024, 2, 12), now=NOW)
-        con = duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True)
-        try:
-            return con.sql("select * from walking_segments order by participant_id, segment_number").fetchall()
-        finally:
-            con.close()
+                                 Settings.for_folder(folder).data.intervals_dir, name)
+        return _build_and_query(folder, people, date(2024, 2, 12),
+                                "select * from walking_segments order by participant_id, segment_number")
 
     night(tmp_path / "data", [("first", first)])
     before = current_build(tmp_path / "data" / "lake" / "derived", tmp_path / "data" / "warehouse.duckdb")
@@ -351,10 +362,7 @@ def test_walking_segments_after_new_minutes_equal_a_build_from_scratch(tmp_path)
     assert (last[4], last[5], last[6]) == (date(2024, 2, 10), 35, 36)  # 23:45 to 00:20, one minute missing
 
     after = current_build(tmp_path / "data" / "lake" / "derived", tmp_path / "data" / "warehouse.duckdb")
-    linked = [p for p in (after / "walking_segments").glob("*.parquet")
-              if (before / "walking_segments" / p.name).exists()
-              and os.path.samefile(p, before / "walking_segments" / p.name)]
-    assert linked, "January's segments should be carried over, not recomputed"
+    assert _linked(before, after, "walking_segments"), "January's segments should be carried over, not recomputed"
 
 
 def test_a_build_from_before_segments_and_totals_were_derived_rows_is_carried_on(nights, tmp_path):
@@ -400,15 +408,10 @@ def test_device_totals_fold_in_only_the_new_lake_files(tmp_path):
             orient="row")
 
     def night(folder: Path, batches: list[tuple[str, list[tuple[str, float]]]]) -> list[tuple]:
-        settings = Settings.for_folder(folder)
         for name, rows in batches:
-            write_daily_totals_batch(totals(rows), settings.data.lake / "device_daily_totals", name)
-        build_warehouse(settings, people, [], as_of=date(2024, 2, 12), now=NOW)
-        con = duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True)
-        try:
-            return con.sql("select local_date, device_steps from daily_crosscheck order by 1").fetchall()
-        finally:
-            con.close()
+            write_daily_totals_batch(totals(rows), Settings.for_folder(folder).data.lake / "device_daily_totals", name)
+        return _build_and_query(folder, people, date(2024, 2, 12),
+                                "select local_date, device_steps from daily_crosscheck order by 1")
 
     first = [("2024-01-30", 8000), ("2024-02-01", 3000), ("2024-02-03", 9000)]
     later = [("2024-02-01", 6500), ("2024-02-02", 7000)]
@@ -421,9 +424,6 @@ def test_device_totals_fold_in_only_the_new_lake_files(tmp_path):
                     (date(2024, 2, 3), 9000)]
     assert rows == night(tmp_path / "scratch", [("first", first), ("later", later), ("smaller", smaller)])
     after = current_build(tmp_path / "data" / "lake" / "derived", tmp_path / "data" / "warehouse.duckdb")
-    linked = [p.name for p in (after / "device_totals").glob("*.parquet")
-              if (before / "device_totals" / p.name).exists()
-              and os.path.samefile(p, before / "device_totals" / p.name)]
-    assert len(linked) == 1, "January's totals should be carried over, February's rewritten"
+    assert len(_linked(before, after, "device_totals")) == 1, "January's totals should be carried over, February's rewritten"
     read = pl.read_parquet(after / ".totals_files.parquet")["relpath"].to_list()
     assert len(read) == 3 and all("participant_id=p1" in path for path in read)
