@@ -138,6 +138,25 @@ def test_fit_counters_are_rederived_across_sync_files(tmp_path):
     assert got == [("00:00", "10:01", 100.0), ("10:01", "10:02", 100.0), ("10:02", "10:03", 50.0)]
 
 
+def test_fit_counters_of_two_activity_types_at_one_instant_both_start_at_the_previous_message(tmp_path):
+    # A monitoring message per activity type at the same instant: each starts at the device's
+    # previous message (10:01), not at its twin's end (a zero-length interval would put all its
+    # steps in one minute instead of spreading them).
+    common = {"source": "fit_monitoring", "device": "garmin:1:9", "file_sha256": "a" * 64}
+    rows = [
+        interval("p1", "2024-01-01T00:00:00+00:00", "2024-01-01T10:01:00+00:00", 10, cumulative=10,
+                 activity_type="walking", **common),
+        interval("p1", "2024-01-01T00:00:00+00:00", "2024-01-01T10:03:00+00:00", 30, cumulative=30,
+                 activity_type="walking", **common),
+        interval("p1", "2024-01-01T00:00:00+00:00", "2024-01-01T10:03:00+00:00", 40, cumulative=40,
+                 activity_type="running", **common),
+    ]
+    con = build(tmp_path, [UTC_P], rows, date(2024, 1, 3))
+    got = con.sql("select activity_type, strftime(start_utc, '%H:%M'), strftime(end_utc, '%H:%M'), steps "
+                  "from step_intervals where end_utc > '2024-01-01 10:01:00+00' order by 1").fetchall()
+    assert got == [("running", "10:01", "10:03", 40.0), ("walking", "10:01", "10:03", 20.0)]
+
+
 def test_same_record_in_two_exports_counts_once_newest_wins(tmp_path):
     from tests.warehouse_helpers import INGESTED_AT
 

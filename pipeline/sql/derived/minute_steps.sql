@@ -50,9 +50,22 @@ per_device as (
     group by all
 ),
 
+shared_minutes as (
+    -- the minutes more than one source or device reported; only their rows need the window below
+    -- (speed: most minutes have one, and a window over every minute costs a sort of them all)
+    select participant_id, minute_utc
+    from per_device
+    group by participant_id, minute_utc
+    having count(*) > 1
+),
+
 chosen as (
     select *
     from per_device
+    anti join shared_minutes using (participant_id, minute_utc)
+    union all
+    select *
+    from (select * from per_device semi join shared_minutes using (participant_id, minute_utc))
     qualify row_number() over (
         partition by participant_id, minute_utc
         order by priority_rank, steps desc, source, device
