@@ -50,11 +50,21 @@ per_device as (
     group by all
 ),
 
+several_devices as (
+    -- the participants with more than one source or device among these rows: only they can have
+    -- minutes that several report
+    select participant_id
+    from (select distinct participant_id, source, device from intervals)
+    group by participant_id
+    having count(*) > 1
+),
+
 shared_minutes as (
     -- the minutes more than one source or device reported; only their rows need the window below
     -- (speed: most minutes have one, and a window over every minute costs a sort of them all)
     select participant_id, minute_utc
     from per_device
+    semi join several_devices using (participant_id)
     group by participant_id, minute_utc
     having count(*) > 1
 ),
