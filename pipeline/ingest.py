@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +57,7 @@ MIN_BATCH_FILES = 500
 MAX_BATCHES = 100  # a first run of 365,000 files: batches of 3,650, the manifest written 100 times
 PARALLEL_MIN_FILES = 256  # fewer new files than this are read in this process (see ingest_inbox)
 MAX_READ_WORKERS = 4
+READ_GROUP_FILES = 16  # files a worker reads as one task: a task's own cost (queues, pickling) is ~1 ms
 READ_AHEAD_FILES = 64  # files hashed and reading ahead of the one being finished (each up to WHOLE_READ_BYTES)
 MAX_PROBLEM_CHARS = 500  # a reason quotes the offending value; a 20 MB cell is not quoted whole
 
@@ -509,7 +510,7 @@ class _Started:
     entry: dict
     sha256: str | None
     content: bytes | None
-    read: object = None
+    read: "_Reading | None" = None
     recorded: bool = False
 
 
@@ -603,47 +604,77 @@ def _end_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
+@dataclass(eq=False)  # compared by identity: a reading is looked for in the unsent group
+class _Reading:
+    """One file handed to `_Readers`: its arguments, and once sent, its group's task and its place
+    in it."""
+
+    arguments: tuple
+    future: Future | None = None
+    index: int = 0
+
+
+def _read_group(arguments: list[tuple]) -> list[_Read]:
+    """In a worker: read a group of files, one task (see READ_GROUP_FILES)."""
+    return [_read_and_check(*file_arguments) for file_arguments in arguments]
+
+
 class _Readers:
     """Reads files (`_read_and_check`): where they are read, not what is read.
 
     With `workers` = 0 a file is read here, when its result is asked for, in batch order. With
     workers > 0 the reads of a batch run in that many worker processes (spawned: polars must not be
-    forked) while this process hashes, stores and writes; results are still taken in batch order,
-    so the manifest, the lake and the quarantine are the same either way. Should a worker die (the
-    pool is then broken), the files not yet read are read here."""
+    forked) while this process hashes, stores and writes, READ_GROUP_FILES files to a task; results
+    are still taken in batch order, so the manifest, the lake and the quarantine are the same either
+    way. Should a worker die (the pool is then broken), the files not yet read are read here."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
+        self.group: list[_Reading] = []  # submitted, not yet sent to a worker
 
     def __enter__(self) -> "_Readers":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.group = []
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def submit(self, item: InboxFile, participant: Participant, content: bytes | None) -> tuple:
-        arguments = (item, participant, content)
-        if self.workers and self.pool is None:
+    def submit(self, item: InboxFile, participant: Participant, content: bytes | None) -> _Reading:
+        reading = _Reading((item, participant, content))
+        if self.workers:
+            self.group.append(reading)
+            if len(self.group) >= READ_GROUP_FILES:
+                self._send()
+        return reading
+
+    def _send(self) -> None:
+        """Send the unsent group to the workers as one task."""
+        group, self.group = self.group, []
+        if not self.workers or not group:  # the pool broke meanwhile: they are read here
+            return
+        if self.pool is None:
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_end_with_parent, initargs=(os.getpid(),))
-        future = self.pool.submit(_read_and_check, *arguments) if self.pool is not None else None
-        return future, arguments
+        future = self.pool.submit(_read_group, [reading.arguments for reading in group])
+        for index, reading in enumerate(group):
+            reading.future, reading.index = future, index
 
-    def result(self, submitted: tuple) -> _Read:
-        future, arguments = submitted
-        if future is not None:
+    def result(self, reading: _Reading) -> _Read:
+        if reading.future is None and any(waiting is reading for waiting in self.group):
+            self._send()  # asked for before its group filled up
+        if reading.future is not None:
             try:
-                return future.result()
+                return reading.future.result()[reading.index]
             except BrokenProcessPool:  # a worker died (killed, out of memory): read the rest here
                 self.workers = 0
                 if self.pool is not None:
                     self.pool.shutdown(wait=False, cancel_futures=True)
                     self.pool = None
-        return _read_and_check(*arguments)
+        return _read_and_check(*reading.arguments)
 
-    def forget(self, submitted: tuple | None) -> None:
-        if submitted is not None and submitted[0] is not None:
-            submitted[0].cancel()
+    def forget(self, reading: _Reading | None) -> None:
+        """The file need not be read after all (not yet sent: it is not; else its group reads it)."""
+        self.group = [waiting for waiting in self.group if waiting is not reading]

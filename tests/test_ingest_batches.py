@@ -123,10 +123,16 @@ def with_troublesome_files(settings: Settings) -> None:
 def test_reading_in_worker_processes_gives_the_same_lake_and_quarantine(tmp_path, monkeypatch):
     pools = []
 
+    tasks: list[int] = []  # files per task sent to the workers
+
     class RecordedPool(ingest.ProcessPoolExecutor):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             pools.append(self)
+
+        def submit(self, function, *args, **kwargs):
+            tasks.append(len(args[0]))
+            return super().submit(function, *args, **kwargs)
 
     monkeypatch.setattr(ingest, "ProcessPoolExecutor", RecordedPool)
     monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 1)  # the sample is smaller than a run worth workers
@@ -139,6 +145,7 @@ def test_reading_in_worker_processes_gives_the_same_lake_and_quarantine(tmp_path
     assert not pools
     second = ingest_inbox(parallel.data, participants, now=NOW, batch_size=16, workers=2)
     assert len(pools) == 1  # the files were read by worker processes
+    assert sum(tasks) >= 20 and max(tasks) == 4  # several files to a task (at most READ_AHEAD_FILES ahead)
     assert first == second
     assert first.quarantined >= 2 and first.skipped >= 1  # the junk, the cut file; the copy is a duplicate
     expected, actual = lake_rows(inline), lake_rows(parallel)
