@@ -634,12 +634,14 @@ def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidd
     con.execute("drop table if exists new_lake_rows")
     if new.height:
         paths = [str(intervals_dir / rel) for rel in new["relpath"].to_list()]
-        con.execute("create temp table new_lake_rows as select * from read_parquet(?, filename = true, "
-                    "union_by_name = true, hive_partitioning = false)", [paths])
+        # only the columns the plan reads; file_index is the file's place in `paths`. (A first build
+        # reads every lake file here: with all their columns and each row's file name, this took 3 of
+        # the 27 minutes of a 1,000 x 365 warehouse build.)
+        con.execute("create temp table new_lake_rows as select file_index, participant_id, start_utc, end_utc "
+                    "from read_parquet(?, union_by_name = true, hive_partitioning = false)", [paths])
         found = con.sql(_model("derived/plan_lake_files.sql")).pl()
-        base = {str(intervals_dir / rel): rel for rel in new["relpath"].to_list()}
-        found = found.with_columns(pl.col("filename").replace_strict(base, default=None).alias("relpath"))
-        new_catalogue = (new.join(found.drop("filename"), on="relpath", how="left")
+        found = found.with_columns(new["relpath"].gather(found["file_index"].cast(pl.Int64)).alias("relpath"))
+        new_catalogue = (new.join(found.drop("file_index"), on="relpath", how="left")
                          .with_columns(pl.col("rows").fill_null(0), pl.col("max_length_s").fill_null(0.0))
                          .select(list(LAKE_FILES_SCHEMA)).cast(LAKE_FILES_SCHEMA))
     catalogue = pl.concat([same.select(list(LAKE_FILES_SCHEMA)).cast(LAKE_FILES_SCHEMA), new_catalogue])
