@@ -604,7 +604,7 @@ def _end_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
-@dataclass(eq=False)  # compared by identity: a reading is looked for in the unsent group
+@dataclass(eq=False)  # compared by identity (`forget`), never by its arguments (a file's bytes)
 class _Reading:
     """One file handed to `_Readers`: its arguments, and once sent, its group's task and its place
     in it."""
@@ -663,8 +663,8 @@ class _Readers:
             reading.future, reading.index = future, index
 
     def result(self, reading: _Reading) -> _Read:
-        if reading.future is None and any(waiting is reading for waiting in self.group):
-            self._send()  # asked for before its group filled up
+        if reading.future is None:  # asked for before its group filled up (with no workers: nothing to send)
+            self._send()
         if reading.future is not None:
             try:
                 return reading.future.result()[reading.index]
