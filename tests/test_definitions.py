@@ -69,6 +69,30 @@ def test_spreading_in_proportion_to_overlap(tmp_path):
         (0, 50.0), (1, 50.0)]
 
 
+def test_intervals_of_one_device_within_a_minute_are_added(tmp_path):
+    rows = [
+        interval("p1", "2024-01-01T10:00:00+00:00", "2024-01-01T10:00:20+00:00", 30),  # activity records:
+        interval("p1", "2024-01-01T10:00:20+00:00", "2024-01-01T10:00:50+00:00", 25),  # three in one minute
+        interval("p1", "2024-01-01T10:00:50+00:00", "2024-01-01T10:01:00+00:00", 5),
+        interval("p1", "2024-01-01T10:01:00+00:00", "2024-01-01T10:02:00+00:00", 40),  # a whole minute alone
+        interval("p1", "2024-01-01T10:02:00+00:00", "2024-01-01T10:03:30+00:00", 90),  # shares 10:03 with
+        interval("p1", "2024-01-01T10:03:30+00:00", "2024-01-01T10:04:00+00:00", 10),  # this one
+    ]
+    con = build(tmp_path, [UTC_P], rows, date(2024, 1, 3))
+    assert con.sql("select extract(minute from minute_utc), steps from minute_steps order by 1").fetchall() == [
+        (0, 60.0), (1, 40.0), (2, 60.0), (3, 40.0)]
+
+
+def test_an_interval_across_a_utc_offset_change_at_midnight_puts_each_minute_on_its_local_date(tmp_path):
+    santiago = Participant("p1", "c1", "America/Santiago", date(2024, 4, 1))
+    # Santiago's clocks went back from 00:00 (UTC-3) to 23:00 (UTC-4) on 7 April 2024, at 03:00Z: the
+    # minutes 02:55Z-03:09Z are 23:55-23:59 and 23:00-23:09 on 6 April, local time
+    rows = [interval("p1", "2024-04-07T02:55:00+00:00", "2024-04-07T03:10:00+00:00", 15, tz="America/Santiago")]
+    con = build(tmp_path, [santiago], rows, date(2024, 4, 9))
+    assert con.sql("select local_date, count(*), sum(steps) from minute_steps group by 1").fetchall() == [
+        (date(2024, 4, 6), 15, 15.0)]
+
+
 def test_coarse_interval_counts_to_day_steps_only(tmp_path):
     rows = [interval("p1", "2024-01-01T10:00:00+00:00", "2024-01-01T12:00:00+00:00", 1500)]
     con = build(tmp_path, [UTC_P], rows, date(2024, 1, 3))
