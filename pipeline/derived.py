@@ -54,7 +54,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.lake import batch_files, fsync_dir, make_dirs
+from pipeline.lake import batch_files, fsync_dir, make_dirs, make_durable
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 DERIVED_FORMAT = "1"  # bump when the layout or the meaning of a derived table changes
@@ -262,11 +262,6 @@ def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
 
 
@@ -718,13 +713,9 @@ def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidd
     _write_file(hidden / ".state.json", json.dumps(
         {"format": DERIVED_FORMAT, "build_id": build_id, "code": code, **codes, "zones": zones,
          "built_at": now.isoformat(), **describe(result)}).encode())
-    for table, name in builder.written:
-        _fsync_file(hidden / table / name)
-    for path in (hidden / ".lake_files.parquet", hidden / ".index.parquet", hidden / ".totals_files.parquet"):
-        _fsync_file(path)
-    for table in STORED_TABLES:
-        fsync_dir(hidden / table)
-    fsync_dir(hidden)
+    make_durable([*(hidden / table / name for table, name in builder.written), hidden / ".lake_files.parquet",
+                  hidden / ".index.parquet", hidden / ".totals_files.parquet"],
+                 [*(hidden / table for table in STORED_TABLES), hidden])
     os.rename(hidden, result.folder)
     fsync_dir(root)
     return result

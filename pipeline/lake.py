@@ -99,6 +99,20 @@ def replace_all_atomically(pairs: list[tuple[Path, Path]], created: Iterable[Pat
             fsync_dir(folder)
 
 
+def make_durable(files: Iterable[Path], folders: Iterable[Path]) -> None:
+    """Make written files, and the entries of `folders`, durable: on Linux one `syncfs` of each
+    filesystem (a build of thousands of files: one call instead of an fsync of each, a few ms
+    apiece); elsewhere an fsync of every file and folder."""
+    files, folders = list(files), list(folders)
+    if _sync_filesystems(set(folders) | {path.parent for path in files}):
+        return
+    for path in files:
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+    for folder in folders:
+        fsync_dir(folder)
+
+
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
