@@ -7,7 +7,7 @@
 --    of one device: steps = counter - previous counter of the same type and local reset day;
 --    the start is never earlier than the device's previous message in any file.
 -- Units: steps (steps), distance_m (metres), instants UTC.
-with intervals as (
+with intervals as not materialized (
     -- _record: a hash of the record's identity (a row whose hash no other row has is unique)
     select
         *,
