@@ -9,6 +9,7 @@
 -- Units: steps (steps), distance_m (metres), instants UTC.
 with intervals as not materialized (
     -- _record: a hash of the record's identity (a row whose hash no other row has is unique)
+    -- (not materialized: each use below scans the lake rows again, cheaper than a copy of them all)
     select
         *,
         hash(
