@@ -85,24 +85,17 @@ def replace_all_atomically(pairs: list[tuple[Path, Path]], created: Iterable[Pat
     ms each); elsewhere, each file and folder is fsynced."""
     if not pairs:
         return
-    folders = {tmp.parent for tmp, _ in pairs} | {final.parent for _, final in pairs}
-    if not _sync_filesystems(folders):
-        for tmp, _ in pairs:
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        for folder in sorted({folder.parent for folder in created}, key=lambda f: len(f.parts), reverse=True):
-            fsync_dir(folder)
+    make_durable([tmp for tmp, _ in pairs],
+                 sorted({folder.parent for folder in created}, key=lambda f: len(f.parts), reverse=True))
     for tmp, final in pairs:
         os.replace(tmp, final)
-    if not _sync_filesystems(folders):
-        for folder in sorted(folders):
-            fsync_dir(folder)
+    make_durable([], sorted({final.parent for _, final in pairs}))
 
 
 def make_durable(files: Iterable[Path], folders: Iterable[Path]) -> None:
     """Make written files, and the entries of `folders`, durable: on Linux one `syncfs` of each
-    filesystem (a build of thousands of files: one call instead of an fsync of each, a few ms
-    apiece); elsewhere an fsync of every file and folder."""
+    of their filesystems (a batch or build of thousands of files: one call instead of an fsync of
+    each); elsewhere an fsync of every file, then of every folder, in the order given."""
     files, folders = list(files), list(folders)
     if _sync_filesystems(set(folders) | {path.parent for path in files}):
         return

@@ -427,3 +427,26 @@ def test_device_totals_fold_in_only_the_new_lake_files(tmp_path):
     assert len(_linked(before, after, "device_totals")) == 1, "January's totals should be carried over, February's rewritten"
     read = pl.read_parquet(after / ".totals_files.parquet")["relpath"].to_list()
     assert len(read) == 3 and all("participant_id=p1" in path for path in read)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names each fsynced file through /proc/self/fd (Linux)")
+def test_a_build_without_syncfs_fsyncs_every_file_it_wrote(tmp_path, monkeypatch):
+    from pipeline import lake
+    from tests.test_ingest_batches import NOW, sample_folder
+
+    settings = sample_folder(tmp_path / "data", ("P001",))
+    participants = read_participants(settings.data.participants_csv)
+    ingest_inbox(settings.data, participants, now=NOW)
+    monkeypatch.setattr(lake, "_sync_filesystems", lambda folders: False)
+    synced: set[str] = set()
+    real_fsync = lake.os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.add(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(lake.os, "fsync", fsync)
+    build_warehouse(settings, participants, read_plan_rows(settings.data.prescriptions_csv, participants))
+    (build,) = (settings.data.lake / "derived").glob("build-*")
+    written = {path.name for path in build.rglob("*.parquet")}
+    assert len(written) > 10 and written <= synced  # each derived file, and the build's own catalogues
