@@ -90,6 +90,20 @@ def panel_bars(root: ET.Element) -> list[tuple[str, str | None, list[tuple[float
     return found
 
 
+def dots(root: ET.Element) -> list[tuple[float, float, str, float]]:
+    """The lines' dots: (x, y, colour, diameter), each a zero-length subpath with a round cap."""
+    found = []
+    for path in root.iter(f"{SVG}path"):
+        if path.get("class") == "dots":
+            assert path.get("stroke-linecap") == "round" and path.get("fill") == "none"
+            for subpath in path.get("d").split("M")[1:]:
+                point, length = subpath.split("h")
+                assert length == "0"
+                x, y = (float(v) for v in point.split(","))
+                found.append((x, y, path.get("stroke"), float(path.get("stroke-width"))))
+    return found
+
+
 def test_in_progress_week_is_faint_in_the_small_panels():
     weeks = [week(1, 80), week(2, 30, status="in_progress")]
     faint = [(fill, boxes) for fill, opacity, boxes in panel_bars(parse(charts.patient_chart_svg(weeks)))
@@ -123,9 +137,9 @@ def test_plan_ticks_mark_the_prescribed_days():
 
 def test_crowded_line_points_are_not_dotted():
     year = [week(n, 100.0 + n) for n in range(1, 53)]
-    assert not list(parse(charts.trend_svg(year)).iter(f"{SVG}circle"))  # 52 dots in 100 px would blur the line
+    assert not dots(parse(charts.trend_svg(year)))  # 52 dots in 100 px would blur the line
     root = parse(charts.patient_chart_svg(year))
-    dotted = {c.get("fill") for c in root.iter(f"{SVG}circle")}
+    dotted = {colour for _, _, colour, _ in dots(root)}
     assert dotted == {charts.PRESCRIBED_COLOUR}  # the main chart's prescription keeps its dots; the small cadence panel does not
 
 
@@ -153,7 +167,9 @@ def test_trend_sparkline_has_the_walked_and_prescribed_lines():
     ys = [float(pair.split(",")[1]) for pair in walked.get("points").split()]
     assert ys == sorted(ys, reverse=True)  # rising minutes rise on the page
     assert len({pair.split(",")[1] for pair in prescribed.get("points").split()}) == 1
-    assert len(list(root.iter(f"{SVG}circle"))) == 8
+    walked_points = [tuple(float(v) for v in pair.split(",")) for pair in walked.get("points").split()]
+    assert [(x, y) for x, y, colour, _ in dots(root) if colour == walked.get("stroke")] == walked_points
+    assert {diameter for *_, diameter in dots(root)} == {3.0}  # discs of radius 1.5, as the circles were
 
 
 def test_svg_is_self_contained():

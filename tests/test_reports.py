@@ -8,8 +8,9 @@ import csv
 import hashlib
 import io
 import json
+import math
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -21,7 +22,7 @@ from pipeline.reports import files as report_files
 from pipeline.reports.data import ReportDataError
 from pipeline.reports.files import ReportWriteError, write_atomic
 from pipeline.reports.glossary import CSV_COLUMNS, how_to_read
-from pipeline.reports.render import FILE_NAMES, JSON_SCHEMA, write_clinic_reports
+from pipeline.reports.render import FILE_NAMES, JSON_SCHEMA, encode_json, write_clinic_reports
 from pipeline.reports.synthetic import expected_attention, sample_cohort, write_synthetic_warehouse
 
 REPORT_DATE = date(2024, 3, 20)
@@ -349,3 +350,30 @@ def test_temporaries_a_killed_run_left_in_the_outbox_are_removed_by_the_next_run
 
 def test_remove_stale_temporaries_on_a_missing_outbox_does_nothing(tmp_path):
     assert report_files.remove_stale_temporaries(tmp_path / "no-outbox") == []
+
+
+def test_summary_json_is_written_as_the_standard_library_wrote_it():
+    """encode_json (orjson) against json.dumps(indent=2, ensure_ascii=False) over the values it
+    used to be given: dates and times as ISO 8601, tuples as lists, NaN and infinity as null."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, (date, datetime)):
+            return value.isoformat()
+        return value
+
+    document = {
+        "report_date": date(2024, 6, 5),
+        "generated_at_utc": datetime(2024, 6, 5, 2, 0, 7, 123456, tzinfo=UTC),
+        "last_data_local": datetime(2024, 6, 4, 23, 30, tzinfo=timezone(timedelta(hours=-4))),
+        "whole_second": datetime(2024, 6, 4, 0, 0, tzinfo=UTC),
+        "patients": [{"name": "Zoë Ø'Brien \"Jr\"", "weeks": (1, 2), "adherence_pct": 103.25,
+                      "minutes": 80.0, "missing": float("nan"), "huge": float("inf"), "none": None,
+                      "flags": [], "notes": {}, "ok": True}],
+    }
+    assert encode_json(document) == json.dumps(plain(document), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
 import math
 import threading
 from collections import defaultdict
@@ -24,6 +23,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
+import orjson
 from markupsafe import Markup
 
 from pipeline.config import Definitions
@@ -234,7 +234,8 @@ def render_csv(summary: ClinicSummary) -> str:
 
 
 def summary_document(summary: ClinicSummary) -> dict:
-    """summary.json: the header, the attention list and every patient's weeks and data notes."""
+    """summary.json's content: the header, the attention list and every patient's weeks and data
+    notes (dates and times as Python values: `encode_json` writes them)."""
 
     def patient_record(patient: PatientSummary) -> dict:
         return {
@@ -301,15 +302,16 @@ def summary_document(summary: ClinicSummary) -> dict:
         "patients": [patient_record(patient) for patient in summary.patients],
         "columns": CSV_COLUMNS,
     }
-    return _jsonable(document)
+    return document
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    return _plain(value)
+def encode_json(document: dict) -> str:
+    """A document as summary.json writes it: indented by two spaces, UTF-8 text, dates and times
+    in ISO 8601, tuples as lists, a NaN or infinity as null. orjson writes what
+    `json.dumps(indent=2, ensure_ascii=False)` wrote after converting those values, byte for byte
+    (tests/test_reports.py), in a twentieth of the time: the standard library's encoder is pure
+    Python once it indents, and took 0.6 s of a 200-patient clinic's 9 MB."""
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
 
 
 def render_clinic(summary: ClinicSummary) -> RenderedClinic:
@@ -319,7 +321,7 @@ def render_clinic(summary: ClinicSummary) -> RenderedClinic:
         html=render_html(summary, chart_svgs, embedding="inline"),
         print_html=render_html(summary, chart_svgs, embedding="img"),
         csv=render_csv(summary),
-        json=json.dumps(summary_document(summary), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+        json=encode_json(summary_document(summary)),
     )
 
 
@@ -393,8 +395,10 @@ def write_clinic_reports(
     `clinics` limits the run to some clinics; `pdf=False` skips printing (and removes a PDF an
     earlier render of the same day left, which would no longer match). Clinics are rendered by two
     threads, so that one clinic's PDF prints in Chromium while the next one's page is rendered;
-    one PDF prints at a time (Chromium uses every core for one, and holds 1.5-2 GB for a clinic
-    of 200 patients). Returns the files written.
+    one page renders at a time (two at once would delay the first print, which waits for its page)
+    and one PDF prints at a time (a print keeps Chromium's renderer busy on one core and its other
+    processes on the other; two prints at once were 1.07 times faster for 5 clinics of 200
+    patients and held 3.7 GB instead of 2.0). Returns the files written.
 
     A PDF that cannot be printed does not stop the others: every clinic's HTML, CSV and JSON are
     written first, then one `PdfPrintError` names the clinics without a PDF.
@@ -408,9 +412,10 @@ def write_clinic_reports(
         clinic_folder(outbox, summary.clinic_id, report_date)  # refuse a bad clinic id before rendering
     written: list[Path] = []
     failures: list[tuple[str, PdfPrintError]] = []
-    printing = threading.Lock()
+    rendering, printing = threading.Lock(), threading.Lock()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for files, failure in pool.map(lambda summary: _write_clinic(summary, outbox, pdf, printing), summaries):
+        for files, failure in pool.map(lambda summary: _write_clinic(summary, outbox, pdf, rendering, printing),
+                                       summaries):
             written += files
             if failure is not None:
                 failures.append(failure)
@@ -421,9 +426,10 @@ def write_clinic_reports(
     return written
 
 
-def _write_clinic(summary: ClinicSummary, outbox: Path, pdf: bool,
+def _write_clinic(summary: ClinicSummary, outbox: Path, pdf: bool, rendering: threading.Lock,
                   printing: threading.Lock) -> tuple[list[Path], tuple[str, PdfPrintError] | None]:
-    rendered = render_clinic(summary)
+    with rendering:
+        rendered = render_clinic(summary)
     document, failure = None, None
     if pdf:
         try:
