@@ -420,10 +420,14 @@ def ingest_inbox(
     now = now or datetime.now(UTC)
     by_id = {p.participant_id: p for p in participants}
     manifest = read_manifest(folder.manifest)
+    # what a killed run left: batch files its manifest never committed, and hidden temporaries in
+    # the lake's batch folders, beside the manifest, in raw/ and in quarantine/ (lake/derived/
+    # writes none: its unfinished builds are hidden folders, which the derived build removes)
     remove_orphan_batches(
         [folder.intervals_dir, folder.lake / "device_daily_totals"], set(manifest["batch_id"].drop_nulls().to_list())
     )
-    remove_stale_temporaries([folder.lake, folder.raw, folder.quarantine])  # the lake walk covers its batch folders
+    remove_stale_temporaries([folder.lake], recursive=False)
+    remove_stale_temporaries([folder.raw, folder.quarantine])
     seen_stat = set(zip(manifest["inbox_path"].to_list(), manifest["size_bytes"].to_list(),
                         manifest["mtime_ns"].to_list()))
     seen_content = set(zip(manifest["participant_id"].to_list(), manifest["file_sha256"].to_list()))

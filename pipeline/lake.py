@@ -228,6 +228,15 @@ def files_under(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
     return sorted(Path(path) for path in found)
 
 
+def _files_in(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """The entries of `folder` itself (not below it) whose name is `wanted`, sorted."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(folder / name for name in names if wanted(name))
+
+
 def _is_batch_file(name: str) -> bool:  # batch-*.parquet
     return name.startswith("batch-") and name.endswith(".parquet")
 
@@ -245,22 +254,30 @@ def batch_id_of(path: Path) -> str:
 
 
 def remove_orphan_batches(folders: list[Path], known_batches: set[str]) -> list[Path]:
-    """Delete batch files of runs that crashed before committing their manifest."""
+    """Delete batch files of runs that crashed before committing their manifest, and the hidden
+    temporaries a killed run left among them, in one walk of each folder (`remove_stale_temporaries`
+    for the other folders): a lake of a year of 1,000 participants is 14,000 folders, and each
+    walk of them costs most of a second of every nightly run."""
     removed = []
     for folder in folders:
-        for path in batch_files(folder):
-            if batch_id_of(path) not in known_batches:
+        for path in files_under(folder, lambda name: _is_batch_file(name) or _is_temporary(name)):
+            if _is_temporary(path.name):
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+                    removed.append(path)
+            elif batch_id_of(path) not in known_batches:
                 path.unlink()
                 removed.append(path)
     return removed
 
 
-def remove_stale_temporaries(folders: list[Path]) -> list[Path]:
-    """Delete the hidden temporary files (`.<name>.<pid>.tmp`) a killed run left behind. Only
-    called under the run lock, so no live writer owns them."""
+def remove_stale_temporaries(folders: list[Path], *, recursive: bool = True) -> list[Path]:
+    """Delete the hidden temporary files (`.<name>.<pid>.tmp`) a killed run left behind in
+    `folders` (with `recursive=False`, in the folders themselves, not below). Only called under
+    the run lock, so no live writer owns them."""
     removed = []
     for folder in folders:
-        for tmp in files_under(folder, _is_temporary):
+        for tmp in files_under(folder, _is_temporary) if recursive else _files_in(folder, _is_temporary):
             if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
                 removed.append(tmp)

@@ -123,6 +123,24 @@ def test_orphan_batch_of_a_crashed_run_is_removed(tmp_path):
     assert con.sql("select sum(steps) from minute_steps").fetchall() == [(80.0,)]
 
 
+def test_temporaries_a_killed_run_left_are_removed_wherever_it_writes(tmp_path):
+    settings = make_folder(tmp_path)
+    drop(settings, "p1/a.csv", NARROW.format(pid="p1", day=2, minute=1, steps=80))
+    run(settings)
+    data = settings.data
+    partition = next(data.intervals_dir.rglob("batch-*.parquet")).parent
+    left = [partition / ".batch-x.parquet.999.tmp", data.lake / ".manifest.parquet.999.tmp",
+            data.lake / "device_daily_totals" / "participant_id=p1" / ".batch-y.parquet.999.tmp",
+            next(data.raw.iterdir()) / ".abc.999.tmp", data.quarantine / "f00d" / ".a.csv.999.tmp"]
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half written")
+    run(settings)
+    assert [path for path in left if path.exists()] == []
+    assert sorted(p.name for p in data.intervals_dir.rglob("*") if p.is_file()) == [next(
+        data.intervals_dir.rglob("batch-*.parquet")).name]  # the committed batch stays
+
+
 def test_warehouse_holds_no_display_names(tmp_path):
     settings = make_folder(tmp_path)
     drop(settings, "p1/a.csv", NARROW.format(pid="p1", day=2, minute=1, steps=80))
