@@ -285,7 +285,8 @@ SEGMENT_INDEX_ROWS = ("select ?, parse_filename(filename), participant_id, min(l
 
 # One local month of a table's rows (a parameter: the month).
 MONTH_ROWS = ('select * from "{table}" where date_trunc(\'month\', local_date) is not distinct from ? '
-              "order by participant_id, local_date")
+              "and {older} order by participant_id, local_date")
+RECENT_DAYS = 7  # a full build writes each chunk's last days in their own file (_write_by_month)
 
 
 def _model(name: str) -> str:
@@ -334,19 +335,37 @@ class _Builder:
                              f'select * from "{table}" semi join changed_days using (participant_id, local_date)')
                 self._write_by_month(derived, "_out", schema_only=schema_only)
             else:  # every row: written straight from the model's table, not copied first
-                self._write_by_month(derived, table, schema_only=schema_only)
+                self._write_by_month(derived, table, schema_only=schema_only, recent_days=RECENT_DAYS)
 
-    def _write_by_month(self, derived: str, table: str, *, schema_only: bool = False) -> None:
+    def _write_by_month(self, derived: str, table: str, *, schema_only: bool = False,
+                        recent_days: int | None = None) -> None:
         """Write the rows of the temporary table `table` as one file per local month (a later
-        build rewrites only the months it touches), then drop it."""
+        build rewrites only the files holding the days it recomputes), then drop it.
+
+        With `recent_days`, the rows of the table's last `recent_days` local days go to one file
+        of their own: the next night recomputes the last day or two of every participant, and
+        rewrites that file instead of the whole month (the first night after a full build of
+        1,000 participants rewrote a month of everyone's minutes)."""
         con = self.con
-        sql = MONTH_ROWS.format(table=table)
-        months = [row[0] for row in con.sql(
-            f"select distinct date_trunc('month', local_date) from \"{table}\" order by 1").fetchall()]
+        older, cutoff = "true", []
+        if recent_days is not None:
+            ((latest,),) = con.sql(f'select max(local_date) from "{table}"').fetchall()
+            if latest is not None:
+                older, cutoff = "coalesce(local_date <= ?::date - ?, true)", [latest, recent_days]
+        sql = MONTH_ROWS.format(table=table, older=older)
+        months = [row[0] for row in con.execute(
+            f"select distinct date_trunc('month', local_date) from \"{table}\" where {older} order by 1",
+            cutoff).fetchall()]
         for month in months:
             path = self._next_file(derived)
             target = sql_literal(str(path))
-            con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", [month])
+            con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", [month, *cutoff])
+            self.written.append((derived, path.name))
+        if cutoff:
+            path = self._next_file(derived)
+            con.execute(f'copy (select * from "{table}" where local_date > ?::date - ? '
+                        f"order by participant_id, local_date) to {sql_literal(str(path))} "
+                        "(format parquet, compression zstd)", cutoff)
             self.written.append((derived, path.name))
         if not months and schema_only:
             path = self._next_file(derived)

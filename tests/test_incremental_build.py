@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from pipeline.config import Settings
-from pipeline.derived import current_build, remove_unused_builds
+from pipeline.derived import RECENT_DAYS, current_build, remove_unused_builds
 from pipeline.ingest import ingest_inbox
 from pipeline.registry import read_participants, read_plan_rows
 from pipeline.warehouse import build_warehouse
@@ -172,6 +172,29 @@ def test_one_new_day_recomputes_only_the_days_around_it(nights, tmp_path):
         "P002", _fitabase_rows(_local("2024-11-26", 8, 0, "America/New_York"), 60, 120)))
     state = _run(copy, h.AS_OF)
     assert state["mode"] == "incremental" and state["changed_days"] <= 3 and state["files_linked"] > 0
+    _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
+
+
+def test_the_first_night_after_a_full_build_rewrites_only_its_last_days(nights, tmp_path):
+    """A full build writes each chunk's last RECENT_DAYS days in a file of their own, so the next
+    night, which recomputes the last day or two, rewrites those days and not the whole month."""
+    workdir, data, _, _ = nights
+    copy = h.copy_folder(data, tmp_path / "data")
+    shutil.rmtree(copy / "lake" / "derived")
+    (copy / "warehouse.duckdb").unlink()
+    assert _run(copy, h.AS_OF)["mode"] == "full"
+    con = duckdb.connect()
+    full = current_build(copy / "lake" / "derived", copy / "warehouse.duckdb")
+    ((latest,),) = con.execute("select max(local_date) from read_parquet(?)",
+                               [str(full / "minute_steps" / "*.parquet")]).fetchall()
+    (copy / "inbox" / "P002" / "extra" / "next-day.csv").write_text(narrow_csv(
+        "P002", _fitabase_rows(_local("2024-11-26", 8, 0, "America/New_York"), 60, 120)))
+    assert _run(copy, h.AS_OF)["mode"] == "incremental"
+    night = current_build(copy / "lake" / "derived", copy / "warehouse.duckdb")
+    build_id = night.name.removeprefix("build-")
+    written = [str(p) for p in (night / "minute_steps").glob(f"{build_id}-*.parquet")]
+    ((first,),) = con.execute("select min(local_date) from read_parquet(?)", [written]).fetchall()
+    assert first > latest - timedelta(days=RECENT_DAYS)  # not the month's first days (1 November before)
     _assert_same_as_from_scratch(copy, workdir, h.AS_OF)
 
 
