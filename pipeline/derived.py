@@ -283,9 +283,14 @@ SEGMENT_INDEX_ROWS = ("select ?, parse_filename(filename), participant_id, min(l
                       "max(last_minute_utc) from read_parquet(?, filename = true, hive_partitioning = false) "
                       "group by filename, participant_id")
 
-# One local month of a table's rows (a parameter: the month).
+# One local month of a table's rows, up to a day (the parameters: the month, the last day or NULL
+# for all of them, and a number of days before it).
+OLDER = "coalesce(local_date <= ?::date - ?::integer, true)"
+MONTHS = 'select distinct date_trunc(\'month\', local_date) from "{table}" where %s order by 1' % OLDER
 MONTH_ROWS = ('select * from "{table}" where date_trunc(\'month\', local_date) is not distinct from ? '
-              "and {older} order by participant_id, local_date")
+              "and %s order by participant_id, local_date" % OLDER)
+RECENT_ROWS = ('select * from "{table}" where local_date > ?::date - ?::integer '
+               "order by participant_id, local_date")
 RECENT_DAYS = 7  # a full build writes each chunk's last days in their own file (_write_by_month)
 
 
@@ -347,25 +352,22 @@ class _Builder:
         rewrites that file instead of the whole month (the first night after a full build of
         1,000 participants rewrote a month of everyone's minutes)."""
         con = self.con
-        older, cutoff = "true", []
+        cutoff = [None, 0]  # every row in its month
         if recent_days is not None:
             ((latest,),) = con.sql(f'select max(local_date) from "{table}"').fetchall()
-            if latest is not None:
-                older, cutoff = "coalesce(local_date <= ?::date - ?, true)", [latest, recent_days]
-        sql = MONTH_ROWS.format(table=table, older=older)
-        months = [row[0] for row in con.execute(
-            f"select distinct date_trunc('month', local_date) from \"{table}\" where {older} order by 1",
-            cutoff).fetchall()]
+            cutoff = [latest, recent_days]
+        sql, months_sql = MONTH_ROWS.format(table=table), MONTHS.format(table=table)
+        months = [row[0] for row in con.execute(months_sql, cutoff).fetchall()]
         for month in months:
             path = self._next_file(derived)
             target = sql_literal(str(path))
             con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", [month, *cutoff])
             self.written.append((derived, path.name))
-        if cutoff:
+        if cutoff[0] is not None:
             path = self._next_file(derived)
-            con.execute(f'copy (select * from "{table}" where local_date > ?::date - ? '
-                        f"order by participant_id, local_date) to {sql_literal(str(path))} "
-                        "(format parquet, compression zstd)", cutoff)
+            target = sql_literal(str(path))
+            sql = RECENT_ROWS.format(table=table)
+            con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", cutoff)
             self.written.append((derived, path.name))
         if not months and schema_only:
             path = self._next_file(derived)
