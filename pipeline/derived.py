@@ -16,7 +16,9 @@ current warehouse reads:
 * new lake batch files: the local days they can change (plan_changed_days.sql; the reach of a
   record is the participant's longest interval) are recomputed from the lake rows those days read
   (plan_context.sql). Files holding rows of those days are rewritten without them; every other
-  file is hard-linked unchanged into the new build's folder.
+  file is hard-linked unchanged into the new build's folder. Rows are written one file per local
+  month, and a full build writes each chunk's last RECENT_DAYS days in a file of their own, so
+  that the next night rewrites those days and not the month.
 * a lake file changed or gone, a participant added to or removed from the registry, a changed
   time zone (local days move), or lake rows of a participant the registry does not know: that
   participant's days are all recomputed. Programme starts, clinics, report dates and
