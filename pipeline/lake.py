@@ -262,9 +262,7 @@ def remove_orphan_batches(folders: list[Path], known_batches: set[str]) -> list[
     for folder in folders:
         for path in files_under(folder, lambda name: _is_batch_file(name) or _is_temporary(name)):
             if _is_temporary(path.name):
-                if path.is_file() and not path.is_symlink():
-                    path.unlink()
-                    removed.append(path)
+                removed += _remove_temporary(path)
             elif batch_id_of(path) not in known_batches:
                 path.unlink()
                 removed.append(path)
@@ -278,7 +276,13 @@ def remove_stale_temporaries(folders: list[Path], *, recursive: bool = True) -> 
     removed = []
     for folder in folders:
         for tmp in files_under(folder, _is_temporary) if recursive else _files_in(folder, _is_temporary):
-            if tmp.is_file() and not tmp.is_symlink():
-                tmp.unlink()
-                removed.append(tmp)
+            removed += _remove_temporary(tmp)
     return removed
+
+
+def _remove_temporary(tmp: Path) -> list[Path]:
+    """Delete a hidden temporary file (never a link or a folder of that name); [tmp] if deleted."""
+    if tmp.is_file() and not tmp.is_symlink():
+        tmp.unlink()
+        return [tmp]
+    return []
