@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -410,7 +410,7 @@ def ingest_inbox(
     """Ingest every new inbox file. Bad files are quarantined; the run always goes on.
 
     `batch_size`: files whose originals, Parquet and manifest rows are committed together (a
-    killed run redoes at most one batch); default MIN_BATCH_FILES, larger in a large run so that
+    killed run redoes at most the batch being committed and the one being read); default MIN_BATCH_FILES, larger in a large run so that
     there are at most MAX_BATCHES (the manifest is rewritten once per batch).
     `workers`: processes that read (decode) files while this one hashes, stores and writes, used
     when PARALLEL_MIN_FILES or more files are new (a worker costs ~1 s to start); the result is the
@@ -436,8 +436,14 @@ def ingest_inbox(
     if batch_size is None:
         batch_size = max(MIN_BATCH_FILES, -(-len(pending) // MAX_BATCHES))
     done = 0
-    with _Readers(workers if workers > 1 and len(pending) >= PARALLEL_MIN_FILES else 0) as readers:
+    parallel = workers if workers > 1 and len(pending) >= PARALLEL_MIN_FILES else 0
+    # A batch is committed (originals renamed into raw/, lake files and manifest written) in a
+    # background thread while the next batch is read: the reading workers are not left idle for
+    # the commit's writes and syncs (a first run of 365,000 files: 100 commits of 3,650 files).
+    # One commit at a time, in batch order: a batch's commit waits for the one before it.
+    with _Readers(parallel) as readers, ThreadPoolExecutor(1, thread_name_prefix="ingest-commit") as committer:
         run = _Run(folder, by_id, seen_content, now, report, readers)
+        committing: Future | None = None  # the previous batch's commit: its result is the manifest
         for batch in _batches(pending, batch_size):
             batch_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
             files: list[_FileRows] = []
@@ -451,17 +457,34 @@ def ingest_inbox(
                     done += 1
                     if progress:
                         progress(done, len(pending))
-                originals.commit()  # every original durable in raw/ before the manifest records it
-            finally:
+                if committing is not None:
+                    manifest, committing = committing.result(), None  # raises that commit's error
+            except BaseException:
                 originals.discard()
-            if files:
-                write_interval_batch(_batch_intervals(files, now), folder.intervals_dir, batch_id)
-                totals = _batch_daily_totals(files, now)
-                if totals is not None:
-                    write_daily_totals_batch(totals, folder.lake / "device_daily_totals", batch_id)
-            manifest = pl.concat([manifest, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
-            write_manifest(manifest, folder.manifest)
+                raise
+            committing = committer.submit(_commit_batch, folder, originals, files, entries, manifest, batch_id, now)
+        if committing is not None:
+            committing.result()
     return report
+
+
+def _commit_batch(folder: DataFolder, originals: _PendingOriginals, files: list[_FileRows], entries: list[dict],
+                  manifest: pl.DataFrame, batch_id: str, now: datetime) -> pl.DataFrame:
+    """Make one batch durable: its originals in raw/, then its lake files, then the manifest that
+    records them (a batch file the manifest does not know is an orphan, removed by the next run).
+    Returns the new manifest."""
+    try:
+        originals.commit()  # every original durable in raw/ before the manifest records it
+    finally:
+        originals.discard()
+    if files:
+        write_interval_batch(_batch_intervals(files, now), folder.intervals_dir, batch_id)
+        totals = _batch_daily_totals(files, now)
+        if totals is not None:
+            write_daily_totals_batch(totals, folder.lake / "device_daily_totals", batch_id)
+    manifest = pl.concat([manifest, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
+    write_manifest(manifest, folder.manifest)
+    return manifest
 
 
 def _read_batch(

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import sys
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -256,3 +257,64 @@ def test_files_are_read_at_most_read_ahead_files_ahead(tmp_path, monkeypatch):
     assert most[0] == 3 and outstanding[0] == 0
     for name, frame in lake_rows(reference).items():
         assert lake_rows(settings)[name].equals(frame), name
+
+
+def test_the_next_batch_is_read_while_a_batch_commits(tmp_path, monkeypatch):
+    # the reading workers must not wait for a commit's writes and syncs: the first batch's
+    # manifest is only written once a file of the second batch has been read
+    settings = sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    second_batch_read = threading.Event()
+    reads = [0]
+    real_read, real_write = ingest._read_and_check, ingest.write_manifest
+
+    def read(*args):
+        reads[0] += 1
+        if reads[0] > 10:  # a file of the second batch
+            second_batch_read.set()
+        return real_read(*args)
+
+    def write_manifest(frame, path):
+        if frame.height == 10:  # the first batch's commit
+            assert second_batch_read.wait(timeout=30), "the second batch was not read during the first commit"
+        real_write(frame, path)
+
+    monkeypatch.setattr(ingest, "_read_and_check", read)
+    monkeypatch.setattr(ingest, "write_manifest", write_manifest)
+    reference = sample_folder(tmp_path / "reference")
+    assert ingest_inbox(settings.data, participants, now=NOW, batch_size=10) == ingest_inbox(
+        reference.data, participants, now=NOW, batch_size=10_000)
+    for name, frame in lake_rows(reference).items():
+        assert lake_rows(settings)[name].equals(frame), name
+
+
+def test_a_failed_commit_stops_the_run_and_leaves_no_temporary_of_the_batch_being_read(tmp_path, monkeypatch):
+    settings = sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    commits = []
+
+    def failing_rename(tmp, final):  # the manifest's (a lake batch's files are renamed together)
+        commits.append(pl.read_parquet(tmp).height)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lake, "replace_atomically", failing_rename)
+    with pytest.raises(StorageError):
+        ingest_inbox(settings.data, participants, now=NOW, batch_size=10)
+    assert commits == [10]  # the second batch was read, never committed
+    assert not settings.data.manifest.exists()
+    assert hidden_files(settings.data.raw) == [] and hidden_files(settings.data.lake) == []
+
+
+def test_lake_files_dictionary_encode_their_text_columns_only(tmp_path):
+    # numbers and instants are nearly all distinct: a dictionary for them made the files larger
+    # and slower to write
+    import pyarrow.parquet as pq
+
+    settings = sample_folder(tmp_path / "data")
+    ingest_inbox(settings.data, read_participants(settings.data.participants_csv), now=NOW)
+    path = next(settings.data.intervals_dir.rglob("*.parquet"))
+    metadata = pq.ParquetFile(path).metadata
+    encoded = {metadata.schema.column(i).name: metadata.row_group(0).column(i).encodings
+               for i in range(metadata.num_columns)}
+    assert "RLE_DICTIONARY" in encoded["participant_id"] and "RLE_DICTIONARY" in encoded["file_sha256"]
+    assert "RLE_DICTIONARY" not in encoded["steps"] and "RLE_DICTIONARY" not in encoded["start_utc"]
