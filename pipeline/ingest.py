@@ -45,7 +45,7 @@ from pipeline.lake import (
     write_manifest,
 )
 from pipeline.registry import Participant
-from pipeline.schema import DAILY_TOTAL_COLUMNS, READER_COLUMNS, step_intervals_polars_schema
+from pipeline.schema import DAILY_TOTAL_COLUMNS, READER_COLUMNS, conform_daily_totals, step_intervals_polars_schema
 from pipeline.sources.base import HEAD_BYTES, ReadContext
 from pipeline.sources.mapped_csv import MAPPING_SUFFIXES, is_mapping_file
 from pipeline.sources.registry import detect_reader
@@ -298,15 +298,15 @@ def _read_and_check(item: InboxFile, participant: Participant, content: bytes | 
     try:
         reader, intervals, totals = _read_file(item, participant, content)
         frame = _checked_intervals(intervals, item, reader)
+        if totals is None or not totals.height:
+            totals = None
+        elif list(totals.schema.items()) != list(DAILY_TOTAL_COLUMNS.items()):  # one schema: a group's are concatenated
+            totals = conform_daily_totals(totals)
     except InputFileError as exc:
         return _Read(reason=exc.as_record())
     except Exception as exc:  # a reader bug must not stop the run: keep the file and say so
         return _Read(reason={"reader": None, "error": type(exc).__name__,
                              "problem": f"unexpected error while reading: {exc}"})
-    if totals is None or not totals.height:
-        totals = None
-    elif totals.columns != list(DAILY_TOTAL_COLUMNS):
-        totals = totals.select(list(DAILY_TOTAL_COLUMNS))
     return _Read(reader, frame, totals)
 
 
@@ -641,9 +641,43 @@ class _Reading:
     index: int = 0
 
 
-def _read_group(arguments: list[tuple]) -> list[_Read]:
+@dataclass(frozen=True)
+class _GroupRead:
+    """What a worker sends back for a group of files: their rows as one frame per table (one
+    frame pickled costs less than one per file: 0.15 against 0.35 ms a file, both ends), and
+    per file what `_Read` holds besides."""
+
+    reads: list[_Read]  # without their frames
+    intervals: pl.DataFrame | None  # every file's rows, in group order
+    totals: pl.DataFrame | None
+    rows: list[tuple[int, int, int, int]]  # per file: first row and rows in intervals, in totals
+
+    @staticmethod
+    def of(reads: list[_Read]) -> "_GroupRead":
+        rows, row, total_row = [], 0, 0
+        for read in reads:
+            height = 0 if read.intervals is None else read.intervals.height
+            total_height = 0 if read.totals is None else read.totals.height
+            rows.append((row, height, total_row, total_height))
+            row, total_row = row + height, total_row + total_height
+        frames = [read.intervals for read in reads if read.intervals is not None]
+        totals = [read.totals for read in reads if read.totals is not None]
+        return _GroupRead([_Read(read.reader, None, None, read.reason) for read in reads],
+                          pl.concat(frames) if frames else None, pl.concat(totals) if totals else None, rows)
+
+    def read(self, index: int) -> _Read:
+        """One file's read, with its rows (slices of the group's frames)."""
+        read = self.reads[index]
+        if read.reason is not None or self.intervals is None:
+            return read
+        row, height, total_row, total_height = self.rows[index]
+        totals = self.totals.slice(total_row, total_height) if total_height and self.totals is not None else None
+        return _Read(read.reader, self.intervals.slice(row, height), totals)
+
+
+def _read_group(arguments: list[tuple]) -> _GroupRead:
     """In a worker: read a group of files, one task (see READ_GROUP_FILES)."""
-    return [_read_and_check(*file_arguments) for file_arguments in arguments]
+    return _GroupRead.of([_read_and_check(*file_arguments) for file_arguments in arguments])
 
 
 class _Readers:
@@ -694,7 +728,7 @@ class _Readers:
             self._send()
         if reading.future is not None:
             try:
-                return reading.future.result()[reading.index]
+                return reading.future.result().read(reading.index)
             except BrokenProcessPool:  # a worker died (killed, out of memory): read the rest here
                 self.workers = 0
                 if self.pool is not None:

@@ -318,3 +318,29 @@ def test_lake_files_dictionary_encode_their_text_columns_only(tmp_path):
                for i in range(metadata.num_columns)}
     assert "RLE_DICTIONARY" in encoded["participant_id"] and "RLE_DICTIONARY" in encoded["file_sha256"]
     assert "RLE_DICTIONARY" not in encoded["steps"] and "RLE_DICTIONARY" not in encoded["start_utc"]
+
+
+def test_a_worker_group_gives_back_each_files_own_rows(tmp_path):
+    # a group's rows travel as one frame per table; each file must get exactly its own back, in
+    # the reader schema, whatever the other files of the group were (quarantined, no totals)
+    settings = sample_folder(tmp_path / "data")
+    participants = {p.participant_id: p for p in read_participants(settings.data.participants_csv)}
+    items, _ = ingest.discover_inbox(settings.data, list(participants.values()))
+    items = [item for item in items if item.problem is None]
+    cut = tmp_path / "cut.fit"
+    cut.write_bytes(b"\x0e\x10" + b"\x00" * 30)
+    items.insert(3, ingest.InboxFile(cut, "P001/cut.fit", "P001", cut.stat().st_size, 0))
+    arguments = [(item, participants[item.participant_id], None) for item in items]
+    one_by_one = [ingest._read_and_check(*file_arguments) for file_arguments in arguments]
+    group = ingest._read_group(arguments)
+    assert sum(read.reason is not None for read in one_by_one) >= 1
+    assert sum(read.totals is not None for read in one_by_one) >= 1
+    assert sum(read.totals is None and read.reason is None for read in one_by_one) >= 1
+    for index, expected in enumerate(one_by_one):
+        got = group.read(index)
+        assert (got.reader, got.reason) == (expected.reader, expected.reason)
+        for name in ("intervals", "totals"):
+            frame, wanted = getattr(got, name), getattr(expected, name)
+            assert (frame is None) == (wanted is None), (index, name)
+            if wanted is not None:
+                assert frame.equals(wanted), (index, name)
