@@ -286,13 +286,15 @@ SEGMENT_INDEX_ROWS = ("select ?, parse_filename(filename), participant_id, min(l
                       "group by filename, participant_id")
 
 # One local month of a table's rows, up to a day (the parameters: the month, the last day or NULL
-# for all of them, and a number of days before it).
+# for all of them, and a number of days before it). Rows are written in the order the query gives
+# them, not sorted: every reader of the derived rows says what order it needs, and a sort by
+# participant and day made the writes 1.25-1.45x slower (minute_steps of 7 participants x a year,
+# 1.18-1.25 s sorted against 0.82-0.86 s).
 OLDER = "coalesce(local_date <= ?::date - ?::integer, true)"
 MONTHS = 'select distinct date_trunc(\'month\', local_date) from "{table}" where %s order by 1' % OLDER
 MONTH_ROWS = ('select * from "{table}" where date_trunc(\'month\', local_date) is not distinct from ? '
-              "and %s order by participant_id, local_date" % OLDER)
-RECENT_ROWS = ('select * from "{table}" where local_date > ?::date - ?::integer '
-               "order by participant_id, local_date")
+              "and %s" % OLDER)
+RECENT_ROWS = 'select * from "{table}" where local_date > ?::date - ?::integer'
 RECENT_DAYS = 7  # a full build writes each chunk's last days in their own file (_write_by_month)
 
 
