@@ -24,7 +24,11 @@ from .walk import FileLayout, Layout
 #: Message types with at most this many messages are decoded message by message (see pydecode);
 #: so are, in other message types, layouts with at most SMALL_LAYOUT_COUNT messages.
 SMALL_MESSAGE_COUNT = 32
-SMALL_LAYOUT_COUNT = 24
+# A day's monitoring file has one layout of ~24 messages with full timestamps (one an hour) beside
+# its timestamp_16 messages: at 12 that layout is decoded column-wise, and such a file decodes in
+# 1.19 ms instead of 1.58 (medians of six interleaved passes over 400 files, CPU time), with no
+# loss on the real corpus (27.4 against 24.5 MB/s, within this machine's spread).
+SMALL_LAYOUT_COUNT = 12
 
 
 def _emissions_from_rows(rows: list[dict]) -> list[Emission]:
