@@ -410,8 +410,9 @@ def ingest_inbox(
     """Ingest every new inbox file. Bad files are quarantined; the run always goes on.
 
     `batch_size`: files whose originals, Parquet and manifest rows are committed together (a
-    killed run redoes at most the batch being committed and the one being read); default MIN_BATCH_FILES, larger in a large run so that
-    there are at most MAX_BATCHES (the manifest is rewritten once per batch).
+    killed run redoes at most the batch being committed and the one being read); default
+    MIN_BATCH_FILES, larger in a large run so that there are at most MAX_BATCHES (the manifest is
+    rewritten once per batch).
     `workers`: processes that read (decode) files while this one hashes, stores and writes, used
     when PARALLEL_MIN_FILES or more files are new (a worker costs ~1 s to start); the result is the
     same with any number. The default, 0, reads here. Workers are spawned, so a script that passes
