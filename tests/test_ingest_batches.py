@@ -9,8 +9,8 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import sys
+import threading
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
