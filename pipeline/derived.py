@@ -360,25 +360,22 @@ class _Builder:
         if recent_days is not None:
             ((latest,),) = con.sql(f'select max(local_date) from "{table}"').fetchall()
             cutoff = [latest, recent_days]
-        sql, months_sql = MONTH_ROWS.format(table=table), MONTHS.format(table=table)
-        months = [row[0] for row in con.execute(months_sql, cutoff).fetchall()]
+        sql = MONTHS.format(table=table)
+        months = [row[0] for row in con.execute(sql, cutoff).fetchall()]
         for month in months:
-            path = self._next_file(derived)
-            target = sql_literal(str(path))
-            con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", [month, *cutoff])
-            self.written.append((derived, path.name))
+            self._copy_to_file(derived, MONTH_ROWS.format(table=table), [month, *cutoff])
         if cutoff[0] is not None:
-            path = self._next_file(derived)
-            target = sql_literal(str(path))
-            sql = RECENT_ROWS.format(table=table)
-            con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", cutoff)
-            self.written.append((derived, path.name))
+            self._copy_to_file(derived, RECENT_ROWS.format(table=table), cutoff)
         if not months and schema_only:
-            path = self._next_file(derived)
-            target = sql_literal(str(path))
-            con.execute(f'copy (select * from "{table}" limit 0) to {target} (format parquet)')
-            self.written.append((derived, path.name))
+            self._copy_to_file(derived, f'select * from "{table}" limit 0', [])
         con.execute(f'drop table "{table}"')
+
+    def _copy_to_file(self, derived: str, sql: str, params: list) -> None:
+        """Write a query's rows (`sql`: a constant of ours) to the next file of `derived`."""
+        path = self._next_file(derived)
+        target = sql_literal(str(path))
+        self.con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", params)
+        self.written.append((derived, path.name))
 
     def link_unchanged(self, state: _State, table: str, rewrite: set[str]) -> None:
         """Hard-link the previous build's files of `table` into this build, except `rewrite`."""

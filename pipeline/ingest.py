@@ -300,8 +300,8 @@ def _read_and_check(item: InboxFile, participant: Participant, content: bytes | 
         frame = _checked_intervals(intervals, item, reader)
         if totals is None or not totals.height:
             totals = None
-        elif list(totals.schema.items()) != list(DAILY_TOTAL_COLUMNS.items()):  # one schema: a group's are concatenated
-            totals = conform_daily_totals(totals)
+        elif list(totals.schema.items()) != list(DAILY_TOTAL_COLUMNS.items()):
+            totals = conform_daily_totals(totals)  # one schema: a worker concatenates a group's totals
     except InputFileError as exc:
         return _Read(reason=exc.as_record())
     except Exception as exc:  # a reader bug must not stop the run: keep the file and say so
