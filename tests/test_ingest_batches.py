@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import polars as pl
 import pytest
@@ -305,19 +306,26 @@ def test_a_failed_commit_stops_the_run_and_leaves_no_temporary_of_the_batch_bein
     assert hidden_files(settings.data.raw) == [] and hidden_files(settings.data.lake) == []
 
 
-def test_lake_files_dictionary_encode_their_text_columns_only(tmp_path):
-    # numbers and instants are nearly all distinct: a dictionary for them made the files larger
-    # and slower to write
-    import pyarrow.parquet as pq
-
+def test_each_lake_file_holds_one_participant_and_month_sorted_by_time(tmp_path):
+    # a batch is sorted once and cut into runs (lake._runs): each file must hold exactly its own
+    # participant's rows of its month, in start, end and source order, and no row may be lost
     settings = sample_folder(tmp_path / "data")
-    ingest_inbox(settings.data, read_participants(settings.data.participants_csv), now=NOW)
-    path = next(settings.data.intervals_dir.rglob("*.parquet"))
-    metadata = pq.ParquetFile(path).metadata
-    encoded = {metadata.schema.column(i).name: metadata.row_group(0).column(i).encodings
-               for i in range(metadata.num_columns)}
-    assert "RLE_DICTIONARY" in encoded["participant_id"] and "RLE_DICTIONARY" in encoded["file_sha256"]
-    assert "RLE_DICTIONARY" not in encoded["steps"] and "RLE_DICTIONARY" not in encoded["start_utc"]
+    ingest_inbox(settings.data, read_participants(settings.data.participants_csv), now=NOW, batch_size=50)
+    files = sorted(settings.data.intervals_dir.rglob("*.parquet"))
+    assert len({path.parent.parent for path in files}) > 1 and len({path.name for path in files}) > 1
+    rows = 0
+    for path in files:
+        frame = pl.read_parquet(path)
+        rows += frame.height
+        assert frame["participant_id"].unique().to_list() == [unquote(path.parent.parent.name.split("=", 1)[1])]
+        assert frame["start_utc"].dt.strftime("%Y-%m").unique().to_list() == [path.parent.name.split("=", 1)[1]]
+        assert frame.equals(frame.sort("start_utc", "end_utc", "source", maintain_order=True)), path
+    manifest = pl.read_parquet(settings.data.manifest)
+    assert rows == manifest.filter(pl.col("status") == "ingested")["rows"].sum()
+    for path in sorted((settings.data.lake / "device_daily_totals").rglob("*.parquet")):
+        frame = pl.read_parquet(path)
+        assert frame["participant_id"].n_unique() == 1
+        assert frame.equals(frame.sort("local_date", "source", maintain_order=True)), path
 
 
 def test_a_worker_group_gives_back_each_files_own_rows(tmp_path):
