@@ -29,7 +29,7 @@ from pypdf import PdfReader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.reports import charts as ours  # noqa: E402
-from pipeline.reports.pdf import html_to_pdf  # noqa: E402
+from pipeline.reports.pdf import Printer  # noqa: E402
 from pipeline.reports.render import load_clinic_summaries, render_clinic, write_rendered  # noqa: E402
 from pipeline.reports.synthetic import synthetic_clinic, write_synthetic_warehouse  # noqa: E402
 
@@ -75,7 +75,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write the summary files into this folder")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as scratch:
+    # one Chromium for the warm-up and the timed print, as a run prints its clinics
+    with tempfile.TemporaryDirectory() as scratch, Printer() as printer:
         root = Path(scratch)
         patients = synthetic_clinic("bench", args.patients, REPORT_DATE, weeks=args.weeks)
         warehouse = root / "warehouse.duckdb"
@@ -83,7 +84,7 @@ def main() -> None:
         participants = [p.participant() for p in patients]
         # warm-up on one patient: imports, vl-convert's JavaScript engine, Chromium's and WeasyPrint's fonts
         (warm,) = load_clinic_summaries(warehouse, participants[:1], REPORT_DATE)
-        html_to_pdf(render_clinic(warm).print_html)
+        printer.print_pdf(render_clinic(warm).print_html)
         if weasyprint is not None:
             weasyprint.HTML(string=render_clinic(warm).print_html).write_pdf()
 
@@ -92,7 +93,7 @@ def main() -> None:
         read_s = clock.lap()
         rendered = render_clinic(summary)
         render_s = clock.lap()
-        pdf = html_to_pdf(rendered.print_html)
+        pdf = printer.print_pdf(rendered.print_html)
         pdf_s = clock.lap()
         written = write_rendered(rendered, args.keep or root / "outbox", pdf=pdf)
         write_s = clock.lap()

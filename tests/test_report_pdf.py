@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from pipeline.reports.pdf import PdfPrintError, chromium_binary, html_to_pdf, remove_abandoned_scratch
+from pipeline.reports.pdf import PdfPrintError, Printer, chromium_binary, html_to_pdf, remove_abandoned_scratch
 from pipeline.reports.render import write_clinic_reports
 from pipeline.reports.synthetic import sample_cohort, write_synthetic_warehouse
 from tests.processes import assert_all_end
@@ -68,12 +68,58 @@ def test_a_pdf_left_by_an_earlier_print_of_the_same_day_is_removed_when_printing
     assert not pdf.exists()  # it would no longer match the HTML, CSV and JSON written beside it
 
 
+FAKE_DEVTOOLS = """#!{python}
+# answers every DevTools command on fd 4 (a tab, a session, a 'PDF' of {data!r}), fires the load event
+import base64, json, os
+with open({starts!r}, "a") as starts:
+    starts.write(f"{{os.getpid()}}\\n")
+buffer = b""
+while chunk := os.read(3, 65536):
+    buffer += chunk
+    while b"\\0" in buffer:
+        raw, buffer = buffer.split(b"\\0", 1)
+        message = json.loads(raw)
+        if message["method"] == "Page.printToPDF" and {die!r}:
+            raise SystemExit("printing crashed")
+        result = {{"targetId": "t", "sessionId": "s", "data": base64.b64encode({data!r}).decode()}}
+        os.write(4, json.dumps({{"id": message["id"], "result": result}}).encode() + b"\\0")
+        if message["method"] == "Page.navigate":
+            os.write(4, json.dumps({{"method": "Page.loadEventFired", "sessionId": "s"}}).encode() + b"\\0")
+"""
+
+
+def fake_devtools_chromium(tmp_path: Path, data: bytes, *, die: bool = False) -> tuple[str, Path]:
+    """A fake Chromium that speaks the DevTools pipe; the file listing the pid of each start."""
+    starts = tmp_path / "starts"
+    script = tmp_path / "fake-devtools-chromium"
+    script.write_text(FAKE_DEVTOOLS.format(python=sys.executable, data=data, starts=str(starts), die=die))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script), starts
+
+
 def test_output_that_is_not_a_pdf_is_refused(tmp_path, monkeypatch):
-    # writes junk where the PDF belongs and exits 0
-    body = 'for a in "$@"; do case "$a" in --print-to-pdf=*) echo junk > "${a#--print-to-pdf=}";; esac; done'
-    monkeypatch.setenv("STEPWISE_CHROMIUM", fake_chromium(tmp_path, body))
-    with pytest.raises(PdfPrintError, match="exited with status 0 and no PDF"):
+    chromium, _ = fake_devtools_chromium(tmp_path, b"junk")
+    monkeypatch.setenv("STEPWISE_CHROMIUM", chromium)
+    with pytest.raises(PdfPrintError, match="printed something that is not a PDF"):
         html_to_pdf("<p>x</p>")
+
+
+def test_one_chromium_prints_every_page_and_a_new_one_follows_a_crash(tmp_path, monkeypatch):
+    chromium, starts = fake_devtools_chromium(tmp_path, b"%PDF-1.4 fake")
+    monkeypatch.setenv("STEPWISE_CHROMIUM", chromium)
+    with Printer(timeout_s=30) as printer:
+        assert [printer.print_pdf(f"<p>{n}</p>") for n in range(3)] == [b"%PDF-1.4 fake"] * 3
+    assert len(starts.read_text().split()) == 1
+    (tmp_path / "dying").mkdir()
+    chromium, starts = fake_devtools_chromium(tmp_path / "dying", b"%PDF-1.4 fake", die=True)
+    monkeypatch.setenv("STEPWISE_CHROMIUM", chromium)
+    with Printer(timeout_s=30) as printer:
+        for _ in range(2):
+            with pytest.raises(PdfPrintError, match="exited with status 1 and no PDF: printing crashed"):
+                printer.print_pdf("<p>x</p>")
+    pids = [int(pid) for pid in starts.read_text().split()]
+    assert len(set(pids)) == 2  # the second print started a Chromium of its own
+    assert_all_end(pids, 5, "a crashed Chromium's process was left")
 
 
 def test_a_hanging_chromium_is_killed_with_its_children(tmp_path, monkeypatch):
@@ -109,6 +155,9 @@ def test_chromium_prints_an_a4_pdf_with_the_pages_footer():
     assert len(reader.pages) == 2
     assert abs(float(reader.pages[0].mediabox.width) - 595.3) < 1.5
     assert "page 2 of 2" in reader.pages[1].extract_text()
+    with Printer() as printer:  # one Chromium, two pages: each PDF has its own
+        first, second = (PdfReader(BytesIO(printer.print_pdf(f"<p>page of {name}</p>"))) for name in ("ann", "bob"))
+    assert "page of ann" in first.pages[0].extract_text() and "page of bob" in second.pages[0].extract_text()
 
 
 PRINTING_RUN = """
@@ -165,6 +214,6 @@ def test_a_chromium_that_cannot_be_started_is_a_print_error(tmp_path, monkeypatc
     monkeypatch.setattr("pipeline.reports.pdf.chromium_binary", lambda: str(not_executable))
     with pytest.raises(PdfPrintError, match="Permission denied"):  # setpriv says so, exiting 126
         html_to_pdf("<p>x</p>")
-    monkeypatch.setattr("pipeline.reports.pdf._DIE_WITH_PARENT", ())  # no setpriv: Popen itself fails
-    with pytest.raises(PdfPrintError, match="cannot print with .*chromium: Permission denied"):
+    monkeypatch.setattr("pipeline.reports.pdf._DIE_WITH_PARENT", ())  # no setpriv: our exec says so
+    with pytest.raises(PdfPrintError, match="status 126 and no PDF: cannot start .*chromium: Permission denied"):
         html_to_pdf("<p>x</p>")

@@ -33,7 +33,7 @@ from pipeline.reports.attention import day_label
 from pipeline.reports.data import WeekRow, open_warehouse, read_clinic, read_run_info
 from pipeline.reports.files import ReportWriteError, remove_stale_temporaries, write_atomic
 from pipeline.reports.glossary import CSV_COLUMNS, SOURCE_LABELS, how_to_read
-from pipeline.reports.pdf import PdfPrintError, html_to_pdf, remove_abandoned_scratch
+from pipeline.reports.pdf import PdfPrintError, Printer, remove_abandoned_scratch
 from pipeline.reports.summary import ClinicSummary, PatientSummary, build_clinic_summary
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -413,9 +413,11 @@ def write_clinic_reports(
     written: list[Path] = []
     failures: list[tuple[str, PdfPrintError]] = []
     rendering, printing = threading.Lock(), threading.Lock()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for files, failure in pool.map(lambda summary: _write_clinic(summary, outbox, pdf, rendering, printing),
-                                       summaries):
+    # one Chromium for every clinic: started by the first print, in a thread of the pool, which lives
+    # until every print is done (see Printer); ended here
+    with Printer() as printer, ThreadPoolExecutor(max_workers=2) as pool:
+        for files, failure in pool.map(lambda summary: _write_clinic(summary, outbox, printer if pdf else None,
+                                                                     rendering, printing), summaries):
             written += files
             if failure is not None:
                 failures.append(failure)
@@ -426,15 +428,15 @@ def write_clinic_reports(
     return written
 
 
-def _write_clinic(summary: ClinicSummary, outbox: Path, pdf: bool, rendering: threading.Lock,
+def _write_clinic(summary: ClinicSummary, outbox: Path, printer: Printer | None, rendering: threading.Lock,
                   printing: threading.Lock) -> tuple[list[Path], tuple[str, PdfPrintError] | None]:
     with rendering:
         rendered = render_clinic(summary)
     document, failure = None, None
-    if pdf:
+    if printer is not None:
         try:
             with printing:
-                document = html_to_pdf(rendered.print_html)
+                document = printer.print_pdf(rendered.print_html)
         except PdfPrintError as exc:
             failure = (summary.clinic_id, exc)
     return write_rendered(rendered, outbox, pdf=document), failure
