@@ -508,3 +508,17 @@ def test_mutated_files_decode_or_raise_corrupt_file(seed: int, edits: list, fix_
     elif not isinstance(expected, Exception):
         assert ours is not None, "fitparse reads this file"
         assert differences(expected, ours, prefix_only=False) == []
+
+
+def test_crc_matches_fitparse_at_every_size_and_continues_from_a_register() -> None:
+    # crc16 (crcmod's C loop) against fitparse's nibble-at-a-time FIT SDK algorithm: the header
+    # (12 bytes), small monitoring files and large activity files, as bytes and as memoryviews
+    from pipeline.fitdecode.crc import crc16
+
+    generator = random.Random(7)
+    for size in (0, 1, 2, 12, 13, 511, 512, 2_400, 100_003):
+        data = generator.randbytes(size)
+        assert crc16(data) == Crc.calculate(data), size
+        assert crc16(memoryview(b"x" + data)[1:]) == Crc.calculate(data), size
+        half = size // 2
+        assert crc16(data[half:], crc16(data[:half])) == Crc.calculate(data), size
