@@ -98,6 +98,11 @@ class DataFolder:
         return self.lake / "manifest.parquet"
 
     @property
+    def ingest_finished(self) -> Path:
+        """An empty file, there while the last ingest finished and no other has started since."""
+        return self.lake / ".ingest-finished"
+
+    @property
     def warehouse(self) -> Path:
         return self.root / "warehouse.duckdb"
 

@@ -33,6 +33,7 @@ from pipeline.errors import InputFileError, StorageError
 from pipeline.lake import (
     MANIFEST_SCHEMA,
     discard,
+    fsync_dir,
     make_dirs,
     read_manifest,
     remove_orphan_batches,
@@ -421,14 +422,16 @@ def ingest_inbox(
     now = now or datetime.now(UTC)
     by_id = {p.participant_id: p for p in participants}
     manifest = read_manifest(folder.manifest)
-    # what a killed run left: batch files its manifest never committed, and hidden temporaries in
-    # the lake's batch folders, beside the manifest, in raw/ and in quarantine/ (lake/derived/
-    # writes none: its unfinished builds are hidden folders, which the derived build removes)
-    remove_orphan_batches(
-        [folder.intervals_dir, folder.lake / "device_daily_totals"], set(manifest["batch_id"].drop_nulls().to_list())
-    )
-    remove_stale_temporaries([folder.lake], recursive=False)
-    remove_stale_temporaries([folder.raw, folder.quarantine])
+    # what a run that did not finish left: batch files its manifest never committed, and hidden
+    # temporaries in the lake's batch folders, beside the manifest, in raw/ and in quarantine/
+    # (lake/derived/ writes none: its unfinished builds are hidden folders, which the derived build
+    # removes). Only looked for when the last run did not finish: the walks cover the whole history
+    # (320,000 originals and 17,000 lake folders after a year of 1,000 participants: 2.3 s a night).
+    if not _take_finished_mark(folder):
+        remove_orphan_batches([folder.intervals_dir, folder.lake / "device_daily_totals"],
+                              set(manifest["batch_id"].drop_nulls().to_list()))
+        remove_stale_temporaries([folder.lake], recursive=False)
+        remove_stale_temporaries([folder.raw, folder.quarantine])
     seen_stat = set(zip(manifest["inbox_path"].to_list(), manifest["size_bytes"].to_list(),
                         manifest["mtime_ns"].to_list()))
     seen_content = set(zip(manifest["participant_id"].to_list(), manifest["file_sha256"].to_list()))
@@ -466,7 +469,26 @@ def ingest_inbox(
             committing = committer.submit(_commit_batch, folder, originals, files, entries, manifest, batch_id, now)
         if committing is not None:
             committing.result()
+    _mark_finished(folder)
     return report
+
+
+def _take_finished_mark(folder: DataFolder) -> bool:
+    """Whether the last ingest finished (`DataFolder.ingest_finished`); the mark is removed, durably,
+    before this run writes anything, so that a run killed from here on leaves none."""
+    try:
+        folder.ingest_finished.unlink()
+    except FileNotFoundError:
+        return False
+    fsync_dir(folder.lake)
+    return True
+
+
+def _mark_finished(folder: DataFolder) -> None:
+    """Every batch of this run is committed: nothing of it is left to clean up."""
+    make_dirs(folder.lake)
+    folder.ingest_finished.touch()
+    fsync_dir(folder.lake)
 
 
 def _commit_batch(folder: DataFolder, originals: _PendingOriginals, files: list[_FileRows], entries: list[dict],

@@ -4,12 +4,14 @@ Layout under DIR/lake/:
   step_intervals/participant_id=<id>/month=<YYYY-MM>/batch-<batch_id>.parquet
   device_daily_totals/participant_id=<id>/batch-<batch_id>.parquet
   manifest.parquet     one row per inbox file ever seen (ingested or quarantined)
+  .ingest-finished     empty: the last ingest finished (each run removes it first, adds it last)
 
 Every file is written to a temporary name, flushed to disk and renamed into place, so a crash
 never leaves half a file where a reader would find it (the files of one batch are flushed
 together, with one filesystem sync, before any of them is renamed). The manifest is written
 last: a batch file whose batch_id the manifest does not know is an orphan of a crashed run and
-is removed before the next ingest (its inbox files are then ingested again).
+is removed before the next ingest (its inbox files are then ingested again). The next ingest
+looks for such leftovers only when `.ingest-finished` is missing.
 """
 
 from __future__ import annotations

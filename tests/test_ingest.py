@@ -117,6 +117,7 @@ def test_orphan_batch_of_a_crashed_run_is_removed(tmp_path):
     run(settings)
     orphan = settings.data.intervals_dir / "participant_id=p1" / "month=2024-01" / "batch-crashed.parquet"
     orphan.write_bytes(next(settings.data.intervals_dir.rglob("batch-*.parquet")).read_bytes())
+    settings.data.ingest_finished.unlink()  # as the crashed run did when it started
     run(settings)
     assert not orphan.exists()
     con = duckdb.connect(str(settings.data.warehouse), read_only=True)
@@ -135,6 +136,7 @@ def test_temporaries_a_killed_run_left_are_removed_wherever_it_writes(tmp_path):
     for path in left:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half written")
+    data.ingest_finished.unlink()  # as the killed run did when it started
     run(settings)
     assert [path for path in left if path.exists()] == []
     assert sorted(p.name for p in data.intervals_dir.rglob("*") if p.is_file()) == [next(

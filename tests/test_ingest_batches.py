@@ -61,7 +61,8 @@ def lake_rows(settings: Settings) -> dict[str, pl.DataFrame]:
 
 
 def hidden_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob(".*") if p.is_file()] if folder.exists() else []
+    """Hidden files left behind (the mark of a finished ingest is not one)."""
+    return [p for p in folder.rglob(".*") if p.is_file() and p.name != ".ingest-finished"] if folder.exists() else []
 
 
 def test_one_batch_gives_the_lake_of_files_ingested_one_by_one(tmp_path):
@@ -352,3 +353,31 @@ def test_a_worker_group_gives_back_each_files_own_rows(tmp_path):
             assert (frame is None) == (wanted is None), (index, name)
             if wanted is not None:
                 assert frame.equals(wanted), (index, name)
+
+
+def test_leftovers_are_looked_for_only_after_a_run_that_did_not_finish(tmp_path, monkeypatch):
+    # the walks of raw/ and the lake cover the whole history: a night after a finished run skips
+    # them; a run that stops part-way has already removed the mark, so the next run looks
+    settings = sample_folder(tmp_path / "data")
+    participants = read_participants(settings.data.participants_csv)
+    walks = []
+    real_walk, real_replace = ingest.remove_orphan_batches, lake.replace_atomically
+    monkeypatch.setattr(ingest, "remove_orphan_batches", lambda *args: (walks.append(1), real_walk(*args))[1])
+    ingest_inbox(settings.data, participants, now=NOW)
+    assert walks == [1] and settings.data.ingest_finished.exists()  # a first run: no mark yet
+    ingest_inbox(settings.data, participants, now=NOW)
+    assert walks == [1]
+    first = sorted(p for p in (settings.data.inbox / "P001").rglob("*") if p.is_file())[0]
+    shutil.copy2(first, first.with_name("again-" + first.name))
+
+    def failing_rename(tmp, final):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lake, "replace_atomically", failing_rename)
+    with pytest.raises(StorageError):
+        ingest_inbox(settings.data, participants, now=NOW)
+    assert walks == [1] and not settings.data.ingest_finished.exists()
+    monkeypatch.setattr(lake, "replace_atomically", real_replace)
+    ingest_inbox(settings.data, participants, now=NOW)
+    assert walks == [1, 1] and settings.data.ingest_finished.exists()
+    assert hidden_files(settings.data.lake) == [] and hidden_files(settings.data.raw) == []
