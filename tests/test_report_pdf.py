@@ -81,6 +81,9 @@ while chunk := os.read(3, 65536):
         message = json.loads(raw)
         if message["method"] == "Page.printToPDF" and {die!r}:
             raise SystemExit("printing crashed")
+        if message["method"] == "Page.printToPDF" and {garble!r}:
+            os.write(4, b"{{not json\\0")
+            continue
         result = {{"targetId": "t", "sessionId": "s", "data": base64.b64encode({data!r}).decode()}}
         os.write(4, json.dumps({{"id": message["id"], "result": result}}).encode() + b"\\0")
         if message["method"] == "Page.navigate":
@@ -88,11 +91,13 @@ while chunk := os.read(3, 65536):
 """
 
 
-def fake_devtools_chromium(tmp_path: Path, data: bytes, *, die: bool = False) -> tuple[str, Path]:
+def fake_devtools_chromium(tmp_path: Path, data: bytes, *, die: bool = False,
+                           garble: bool = False) -> tuple[str, Path]:
     """A fake Chromium that speaks the DevTools pipe; the file listing the pid of each start."""
     starts = tmp_path / "starts"
     script = tmp_path / "fake-devtools-chromium"
-    script.write_text(FAKE_DEVTOOLS.format(python=sys.executable, data=data, starts=str(starts), die=die))
+    script.write_text(FAKE_DEVTOOLS.format(python=sys.executable, data=data, starts=str(starts), die=die,
+                                           garble=garble))
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return str(script), starts
 
@@ -101,6 +106,11 @@ def test_output_that_is_not_a_pdf_is_refused(tmp_path, monkeypatch):
     chromium, _ = fake_devtools_chromium(tmp_path, b"junk")
     monkeypatch.setenv("STEPWISE_CHROMIUM", chromium)
     with pytest.raises(PdfPrintError, match="printed something that is not a PDF"):
+        html_to_pdf("<p>x</p>")
+    (tmp_path / "garbled").mkdir()
+    chromium, _ = fake_devtools_chromium(tmp_path / "garbled", b"%PDF-1.4", garble=True)
+    monkeypatch.setenv("STEPWISE_CHROMIUM", chromium)
+    with pytest.raises(PdfPrintError, match="answered the DevTools protocol unexpectedly"):
         html_to_pdf("<p>x</p>")
 
 

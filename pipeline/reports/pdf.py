@@ -85,10 +85,10 @@ def html_to_pdf(html: str, *, timeout_s: float = 600.0) -> bytes:
 
 
 class Printer:
-    """Prints pages with one headless Chromium, started at the first print and ended by `close`
+    """Prints pages with one headless Chromium, started by the first print and ended by `close`
     (or the `with` block). One print at a time: callers in several threads hold a lock. A
-    parent-death signal ties Chromium to the thread that starts it, so start it (print first, or
-    `with`) in a thread that outlives the prints."""
+    parent-death signal ties Chromium to the thread whose print starts it, so print from threads
+    that outlive the prints (`write_clinic_reports`: the threads of its pool)."""
 
     def __init__(self, *, timeout_s: float = 600.0) -> None:
         self.timeout_s = timeout_s
@@ -126,6 +126,9 @@ class Printer:
         except _Refused as exc:
             self.close()
             raise PdfPrintError(f"{binary} could not print the page: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, not base64, or a field missing
+            self.close()
+            raise PdfPrintError(f"{binary} answered the DevTools protocol unexpectedly: {exc!r}") from None
         except BaseException:  # interrupted: leave no Chromium behind
             self.close()
             raise
