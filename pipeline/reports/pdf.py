@@ -230,15 +230,14 @@ class _Browser:
                 self.events.append(answer)
 
     def _event(self, method: str, session: str, deadline: float) -> dict:
+        """The first event `method` of `session`, among those already arrived or still to come
+        (the others are dropped)."""
+        arrived, self.events = self.events, []
         while True:
-            for event in self.events:
-                if event["method"] == method and event.get("sessionId") == session:
-                    self.events.clear()
+            for event in arrived:
+                if event.get("method") == method and event.get("sessionId") == session:
                     return event
-            self.events.clear()
-            answer = self._receive(deadline)
-            if "method" in answer:
-                self.events.append(answer)
+            arrived = [self._receive(deadline)]
 
     def _receive(self, deadline: float) -> dict:
         while True:
