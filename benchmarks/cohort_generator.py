@@ -314,15 +314,17 @@ def generate(
     write_participants(root, specs, start)
     all_days = [start + timedelta(days=k) for k in range(days)]
     totals = _run_jobs([(root, spec, all_days, seed, True) for spec in specs], workers)
-    _save_info(root, {"participants": participants, "fitbit_share": fitbit_share, "seed": seed,
-                      "start": start.isoformat(), "last_day": all_days[-1].isoformat()})
-    return GenerationInfo(
+    info = GenerationInfo(
         participants=participants,
         fit_participants=sum(s.source == "fit" for s in specs),
         fitbit_participants=sum(s.source == "fitbit" for s in specs),
         first_day=all_days[0].isoformat(), last_day=all_days[-1].isoformat(),
         seconds=clock.perf_counter() - began, workers=workers, **totals,
     )
+    # what was generated is kept beside the settings: a benchmark reusing the cohort reports it
+    _save_info(root, {"participants": participants, "fitbit_share": fitbit_share, "seed": seed,
+                      "start": start.isoformat(), "last_day": all_days[-1].isoformat(), "generated": asdict(info)})
+    return info
 
 
 def add_day(root: Path | str, day: date | None = None, *, workers: int | None = None) -> GenerationInfo:

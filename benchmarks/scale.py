@@ -7,6 +7,8 @@ Usage (from the project root)::
     .venv/bin/python benchmarks/scale.py --participants 1000 --days 365 --history-days 0   # the target itself
     .venv/bin/python benchmarks/scale.py --participants 50 --days 30 --history-days 0 --no-library-full --nights 20
                                         # 20 more nights after the nightly: does a night cost more as batches pile up?
+    add --cohort DIR to reuse a cohort written earlier by cohort_generator.py with the same settings
+    (hard-linked, not generated again: a year of 1,000 participants takes ~17 min to write);
     add --profile to profile the phases (cProfile of ingest on a few participants, per-model warehouse
     timings, cProfile of the reports); --keep to keep the data folders under benchmarks/out/scale/.
 
@@ -247,6 +249,27 @@ def clone(source: Path, target: Path) -> None:
             shutil.copy2(entry, target / entry.name)
 
 
+def reuse_cohort(source: Path, target: Path, participants: int, days: int, fitbit_share: float, seed: int,
+                 start: date):
+    """A cohort written earlier by cohort_generator.py (--cohort), instead of generating it again
+    (a year of 1,000 participants takes ~17 min to write): its inbox hard-linked into `target` (no
+    run writes into an inbox file: add_day only adds files), participants.csv and generator.json
+    copied (add_day rewrites the latter). Its settings must be those asked for, and no day added."""
+    gen = _gen()
+    info = json.loads((source / gen.INFO_FILE).read_text())
+    wanted = {"participants": participants, "fitbit_share": fitbit_share, "seed": seed, "start": start.isoformat(),
+              "last_day": (start + timedelta(days=days - 1)).isoformat()}
+    differ = {key: (info.get(key), value) for key, value in wanted.items() if info.get(key) != value}
+    if differ or "generated" not in info:
+        raise SystemExit(f"--cohort {source}: not a cohort of these settings (have, asked for: {differ}) "
+                         "or written by a generator that did not record what it wrote")
+    target.mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(source / "inbox"), str(target / "inbox")], check=True)
+    for name in ("participants.csv", gen.INFO_FILE):
+        shutil.copy2(source / name, target / name)
+    return gen.GenerationInfo(**info["generated"])
+
+
 def folder_bytes(path: Path) -> int:
     total = 0
     for dirpath, _, filenames in os.walk(path):
@@ -420,15 +443,19 @@ def _summary_line(result: Measured) -> str:
 
 def _run_history(out: Path, participants: int, days: int, fitbit_share: float, seed: int, start: date,
                  env: dict[str, str], keep: bool, profile: bool, profile_participants: int,
-                 library_full: bool, nights: int = 0) -> tuple[HistoryResult, str]:
+                 library_full: bool, nights: int = 0, cohort: Path | None = None) -> tuple[HistoryResult, str]:
     gen = _gen()
     base = out / f"p{participants}-d{days}"
     shutil.rmtree(base, ignore_errors=True)
     cli_dir, lib_full_dir, lib_dir = base / "cli", base / "lib_full", base / "lib_nightly"
     load_before = load_average()
     print(f"\n== {participants} participants x {days} days  (load average {load_before})", flush=True)
-    generation = gen.generate(cli_dir, participants, days, fitbit_share=fitbit_share, seed=seed, start=start)
-    print(f"   generated: {generation.one_line()}", flush=True)
+    if cohort is None:
+        generation = gen.generate(cli_dir, participants, days, fitbit_share=fitbit_share, seed=seed, start=start)
+        print(f"   generated: {generation.one_line()}", flush=True)
+    else:
+        generation = reuse_cohort(cohort, cli_dir, participants, days, fitbit_share, seed, start)
+        print(f"   reused {cohort} (generated earlier: {generation.one_line()})", flush=True)
     if library_full:
         clone(cli_dir, lib_full_dir)
     as_of = start + timedelta(days=days)
@@ -575,6 +602,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="profile the phases on the --days history")
     parser.add_argument("--profile-participants", type=int, default=None,
                         help="participants whose files the ingest profile reads (default ~5%%, at least 2)")
+    parser.add_argument("--cohort", type=Path, default=None,
+                        help="for the --days history, reuse this cohort (written by cohort_generator.py with the same "
+                             "participants, days, fitbit share, seed and start) instead of generating it")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     parser.add_argument("--library-driver", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--as-of", type=date.fromisoformat, default=None, help=argparse.SUPPRESS)
@@ -602,7 +632,8 @@ def main(argv: list[str] | None = None) -> None:
         result, profile_text = _run_history(
             out, args.participants, days, args.fitbit_share, args.seed, args.start, env, args.keep,
             args.profile and index == 0, args.profile_participants or max(2, args.participants // 20),
-            (index == 0 and not args.no_library_full) or args.library_full_all, args.nights if index == 0 else 0)
+            (index == 0 and not args.no_library_full) or args.library_full_all, args.nights if index == 0 else 0,
+            args.cohort.resolve() if args.cohort and index == 0 else None)
         results.append(result)
         if profile_text:
             profiles.append(profile_text)
