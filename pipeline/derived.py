@@ -48,7 +48,9 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +91,8 @@ TOTALS_MODEL = "derived/device_totals.sql"
 STORED_TABLES = (*DERIVED_TABLES, SEGMENTS, TOTALS)
 BUILD_NAME = re.compile(r"(build-\d{8}T\d{6}-[0-9a-f]{8})/minute_steps/")
 MARGIN_SECONDS = 3600  # slack around every day's window (DST, rounding)
+WRITERS = 2  # connections writing one table's files at once: a COPY of one month's rows kept 1.1-1.5 of
+# the 2 cores busy (it encodes a row group or two, alone), so two COPYs side by side fill them
 CHUNK_ROWS = 1_000_000  # lake rows computed at once: bounds memory (a year of 40 participants built from
 # scratch: 71 s at 1M, 82 s at 2M, which spilled 750 MB past the 1.5 GB limit)
 
@@ -302,10 +306,11 @@ def _model(name: str) -> str:
     return (SQL_DIR / name).read_text()
 
 
-def _create_temp(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list | None = None) -> None:
-    """A temporary table from a query (`table`: a name of our own; `sql`: a model or a constant)."""
-    con.execute(f'create or replace temp table "{table}" as {sql}', params or [])
-
+def _create_table(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list | None = None) -> None:
+    """A table of the build's scratch in-memory database from a query (`table`: a name of our own;
+    `sql`: a model or a constant). Not TEMP: the writer connections (_Builder.writers) read the
+    tables they write to files, and a temporary table is seen by its own connection only."""
+    con.execute(f'create or replace table "{table}" as {sql}', params or [])
 
 
 class _Builder:
@@ -317,6 +322,19 @@ class _Builder:
         self.sequence = 0
         self.written: list[tuple[str, str]] = []  # (table, file name)
         self.linked = 0
+        # connections to the same scratch database that write files side by side (_copy_to_files)
+        self.writers = [con.cursor() for _ in range(WRITERS)]
+        for writer in self.writers:
+            writer.execute("set TimeZone = 'UTC'")
+        self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="derived-writer")
+
+    def __enter__(self) -> "_Builder":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pool.shutdown(wait=True)
+        for writer in self.writers:
+            writer.close()
 
     def _next_file(self, table: str) -> Path:
         self.sequence += 1
@@ -329,18 +347,18 @@ class _Builder:
         days only when `changed_days`. `schema_only`: write a file even when there is no row."""
         con = self.con
         if not files:
-            _create_temp(con, "lake_step_intervals", "select * from empty_lake_rows")
+            _create_table(con, "lake_step_intervals", "select * from empty_lake_rows")
         elif bounds is not None:
-            _create_temp(con, "lake_step_intervals", _model("derived/context_rows.sql"),
+            _create_table(con, "lake_step_intervals", _model("derived/context_rows.sql"),
                          [[str(f) for f in files], *bounds])
         else:
-            _create_temp(con, "lake_step_intervals", "select * from read_parquet(?, union_by_name = true, "
+            _create_table(con, "lake_step_intervals", "select * from read_parquet(?, union_by_name = true, "
                          "hive_partitioning = false)", [[str(f) for f in files]])
         for table, model in DERIVED_MODELS:
-            _create_temp(con, table, _model(model))
+            _create_table(con, table, _model(model))
         for derived, table in DERIVED_TABLES.items():
             if changed_days:
-                _create_temp(con, "_out",
+                _create_table(con, "_out",
                              f'select * from "{table}" semi join changed_days using (participant_id, local_date)')
                 self._write_by_month(derived, "_out", schema_only=schema_only)
             else:  # every row: written straight from the model's table, not copied first
@@ -362,20 +380,35 @@ class _Builder:
             cutoff = [latest, recent_days]
         sql = MONTHS.format(table=table)
         months = [row[0] for row in con.execute(sql, cutoff).fetchall()]
-        for month in months:
-            self._copy_to_file(derived, MONTH_ROWS.format(table=table), [month, *cutoff])
+        queries = [(MONTH_ROWS.format(table=table), [month, *cutoff]) for month in months]
         if cutoff[0] is not None:
-            self._copy_to_file(derived, RECENT_ROWS.format(table=table), cutoff)
+            queries.append((RECENT_ROWS.format(table=table), cutoff))
         if not months and schema_only:
-            self._copy_to_file(derived, f'select * from "{table}" limit 0', [])
+            queries.append((f'select * from "{table}" limit 0', []))
+        self._copy_to_files(derived, queries)
         con.execute(f'drop table "{table}"')
 
-    def _copy_to_file(self, derived: str, sql: str, params: list) -> None:
-        """Write a query's rows (`sql`: a constant of ours) to the next file of `derived`."""
-        path = self._next_file(derived)
-        target = sql_literal(str(path))
-        self.con.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", params)
-        self.written.append((derived, path.name))
+    def _copy_to_files(self, derived: str, queries: list[tuple[str, list]]) -> None:
+        """Write each query's rows (the SQL: constants of ours) to the next files of `derived`,
+        WRITERS at a time; the files are named in the order of `queries`, whichever is written
+        first. Raises the first error once every writer has stopped."""
+        paths = [self._next_file(derived) for _ in queries]
+        pending = iter(zip(queries, paths))
+        taking = threading.Lock()
+
+        def write(writer: duckdb.DuckDBPyConnection) -> None:
+            while True:
+                with taking:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                (sql, params), path = job
+                target = sql_literal(str(path))
+                writer.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", params)
+
+        for done in [self.pool.submit(write, writer) for writer in self.writers[:len(queries)]]:
+            done.result()
+        self.written += [(derived, path.name) for path in paths]
 
     def link_unchanged(self, state: _State, table: str, rewrite: set[str]) -> None:
         """Hard-link the previous build's files of `table` into this build, except `rewrite`."""
@@ -408,7 +441,7 @@ class _Builder:
             self.link_unchanged(state, table, rewrite)
             if rewrite:
                 files = [str(old_folder / name) for name in sorted(rewrite)]
-                _create_temp(con, "_out", "select o.* from read_parquet(?, hive_partitioning = false) as o "
+                _create_table(con, "_out", "select o.* from read_parquet(?, hive_partitioning = false) as o "
                              "anti join changed_days as c using (participant_id, local_date) "
                              "where o.participant_id not in (select participant_id from full_participants)",
                              [files])
@@ -445,9 +478,9 @@ class _Builder:
         first minute of the first one replaced, numbered on from the segments kept."""
         con = self.con
         con.register("_minutes_index", index.filter(pl.col("table") == "walking_minutes").to_arrow())
-        _create_temp(con, "segment_full", "select distinct participant_id from _minutes_index" if fresh
+        _create_table(con, "segment_full", "select distinct participant_id from _minutes_index" if fresh
                      else "select participant_id from full_participants")
-        _create_temp(con, "segment_cuts", """
+        _create_table(con, "segment_cuts", """
             select c.participant_id,
                    cast(min(c.local_date) as timestamptz) - interval 1 day - to_minutes(d.bout_max_gap_minutes + 1)
                        as threshold_utc
@@ -473,13 +506,13 @@ class _Builder:
                 from marked""").fetchall()[0])
             con.unregister("_index")
         if read_files:
-            _create_temp(con, "segments_read", "select participant_id, segment_number, first_minute_utc, "
+            _create_table(con, "segments_read", "select participant_id, segment_number, first_minute_utc, "
                          "last_minute_utc from read_parquet(?, hive_partitioning = false)",
                          [[str(old_folder / name) for name in read_files]])
         else:
-            _create_temp(con, "segments_read", "select null::varchar as participant_id, null::bigint as segment_number, "
+            _create_table(con, "segments_read", "select null::varchar as participant_id, null::bigint as segment_number, "
                          "null::timestamptz as first_minute_utc, null::timestamptz as last_minute_utc limit 0")
-        _create_temp(con, "segment_offsets", """
+        _create_table(con, "segment_offsets", """
             with old as (
                 select o.participant_id, o.segment_number, o.first_minute_utc,
                        o.last_minute_utc >= c.threshold_utc as replaced
@@ -504,7 +537,7 @@ class _Builder:
         if old_folder is not None:
             self.link_unchanged(state, SEGMENTS, set(old_files))
         if old_files:
-            _create_temp(con, "_out", """
+            _create_table(con, "_out", """
                 select o.* from read_parquet(?, hive_partitioning = false) as o
                 left join segment_cuts as c using (participant_id)
                 where o.participant_id not in (select participant_id from segment_full)
@@ -518,15 +551,15 @@ class _Builder:
             order by 1""").fetchall()]
         con.unregister("_minutes_index")
         if minute_files:
-            _create_temp(con, "segment_minutes", """
+            _create_table(con, "segment_minutes", """
                 select w.participant_id, w.minute_utc, w.local_date
                 from read_parquet(?, hive_partitioning = false) as w
                 join segment_offsets as o using (participant_id)
                 where o.from_utc is null or w.minute_utc >= o.from_utc""", [minute_files])
         else:
-            _create_temp(con, "segment_minutes", "select null::varchar as participant_id, "
+            _create_table(con, "segment_minutes", "select null::varchar as participant_id, "
                          "null::timestamptz as minute_utc, null::date as local_date limit 0")
-        _create_temp(con, SEGMENTS, _model(SEGMENTS_MODEL))
+        _create_table(con, SEGMENTS, _model(SEGMENTS_MODEL))
         self._write_by_month(SEGMENTS, SEGMENTS, schema_only=not any((self.folder / SEGMENTS).glob("*.parquet")))
         for table in ("segment_full", "segment_cuts", "segments_read", "segment_offsets", "segment_minutes"):
             con.execute(f'drop table "{table}"')
@@ -544,11 +577,11 @@ class _Builder:
             previous = None
         new = listing if previous is None else listing.join(previous, on=keys, how="anti")
         if new.height:
-            _create_temp(con, "device_total_rows", "select participant_id, local_date, source, device, steps "
+            _create_table(con, "device_total_rows", "select participant_id, local_date, source, device, steps "
                          "from read_parquet(?, union_by_name = true, hive_partitioning = false)",
                          [[str(totals_dir / rel) for rel in new["relpath"].to_list()]])
         else:
-            _create_temp(con, "device_total_rows", "select null::varchar as participant_id, null::date as local_date, "
+            _create_table(con, "device_total_rows", "select null::varchar as participant_id, null::date as local_date, "
                          "null::varchar as source, null::varchar as device, null::double as steps limit 0")
         rewrite: set[str] = set()
         if previous is not None:  # state is not None
@@ -564,7 +597,7 @@ class _Builder:
                             "from read_parquet(?, hive_partitioning = false)",
                             [[str(old_folder / name) for name in sorted(rewrite)]])
         if new.height or previous is None:
-            _create_temp(con, TOTALS, _model(TOTALS_MODEL))
+            _create_table(con, TOTALS, _model(TOTALS_MODEL))
             self._write_by_month(TOTALS, TOTALS, schema_only=not any((self.folder / TOTALS).glob("*.parquet")))
         con.execute("drop table device_total_rows")
         return listing
@@ -623,20 +656,20 @@ def refresh_derived(
     build_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     hidden = root / f".build-{build_id}"
     try:
-        return _build(con, intervals_dir, root, hidden, build_id, state, code, codes, zones, now)
+        with _Builder(con, lake_dir, hidden, build_id) as builder:
+            return _build(con, builder, intervals_dir, root, hidden, build_id, state, code, codes, zones, now)
     except BaseException:
         shutil.rmtree(hidden, ignore_errors=True)  # never read: the next run would remove it anyway
         raise
 
 
-def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidden: Path, build_id: str,
-           state: _State | None, code: str, codes: dict[str, str], zones: dict[str, str],
+def _build(con: duckdb.DuckDBPyConnection, builder: _Builder, intervals_dir: Path, root: Path, hidden: Path,
+           build_id: str, state: _State | None, code: str, codes: dict[str, str], zones: dict[str, str],
            now: datetime) -> DerivedBuild:
     """`codes`: the fingerprints of the segments and device totals models (a change recomputes
     only that table)."""
     for table in STORED_TABLES:
         (hidden / table).mkdir(parents=True)
-    builder = _Builder(con, intervals_dir.parent, hidden, build_id)
     known_participants = set(zones)
 
     # 1. what changed in the lake since the previous build
@@ -683,7 +716,7 @@ def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidd
     if partial:
         con.execute("create or replace temp table new_lake_rows as select * from new_lake_rows "
                     "where participant_id in (select unnest(?))", [sorted(partial)])
-        _create_temp(con, "changed_days", _model("derived/plan_changed_days.sql"), [MARGIN_SECONDS])
+        _create_table(con, "changed_days", _model("derived/plan_changed_days.sql"), [MARGIN_SECONDS])
     else:
         con.execute("create or replace temp table changed_days (participant_id varchar, local_date date)")
     con.execute("drop table if exists new_lake_rows")
@@ -696,7 +729,7 @@ def _build(con: duckdb.DuckDBPyConnection, intervals_dir: Path, root: Path, hidd
     for chunk in _chunks({p: rows_of.get(p, 0) for p in full}, CHUNK_ROWS):
         builder.compute([intervals_dir / rel for p in chunk for rel in files_of.get(p, [])])
     if partial:
-        _create_temp(con, "context_windows", _model("derived/plan_context.sql"), [MARGIN_SECONDS])
+        _create_table(con, "context_windows", _model("derived/plan_context.sql"), [MARGIN_SECONDS])
         windows = con.sql("select participant_id, min(from_utc), max(to_utc) from context_windows group by 1").fetchall()
         spans = {p: (lo, hi) for p, lo, hi in windows}
         reads: dict[str, list[str]] = {}

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from pipeline.config import Settings
-from pipeline.derived import RECENT_DAYS, current_build, remove_unused_builds
+from pipeline.derived import RECENT_DAYS, WRITERS, _Builder, current_build, remove_unused_builds
 from pipeline.ingest import ingest_inbox
 from pipeline.registry import read_participants, read_plan_rows
 from pipeline.warehouse import build_warehouse
@@ -473,3 +473,40 @@ def test_a_build_without_syncfs_fsyncs_every_file_it_wrote(tmp_path, monkeypatch
     (build,) = (settings.data.lake / "derived").glob("build-*")
     written = {path.name for path in build.rglob("*.parquet")}
     assert len(written) > 10 and written <= synced  # each derived file, and the build's own catalogues
+
+
+def test_files_written_side_by_side_each_hold_the_rows_of_their_own_query(tmp_path):
+    """_copy_to_files runs the COPYs on WRITERS connections at once: whichever finishes first, file
+    k holds the rows of query k, and the files are listed in query order (the first query is the
+    largest, so it finishes last)."""
+    (tmp_path / "minute_steps").mkdir()
+    con = duckdb.connect()
+    try:
+        con.execute("create table rows_by_month as select i // 1000 as month, i from range(200000) as r(i) "
+                    "where i < 100000 or i % 1000 < 3")
+        with _Builder(con, tmp_path, tmp_path, "test") as builder:
+            assert len(builder.writers) == WRITERS >= 2
+            months = [0, *range(100, 130)]
+            builder._copy_to_files("minute_steps", [("select * from rows_by_month where month = ?", [month])
+                                                    for month in months])
+        files = sorted((tmp_path / "minute_steps").glob("*.parquet"))
+        assert [name for _, name in builder.written] == [f.name for f in files] and len(files) == len(months)
+        for month, file in zip(months, files):
+            got = con.execute("select distinct month from read_parquet(?)", [str(file)]).fetchall()
+            assert got == [(month,)], file.name
+    finally:
+        con.close()
+
+
+def test_a_write_that_fails_on_one_connection_fails_the_build_step(tmp_path):
+    (tmp_path / "day_facts").mkdir()
+    con = duckdb.connect()
+    try:
+        con.execute("create table some_rows as select 1 as x")
+        with _Builder(con, tmp_path, tmp_path, "test") as builder:
+            with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+                builder._copy_to_files("day_facts", [("select * from some_rows", []),
+                                                     ("select * from no_such_table", []),
+                                                     ("select * from some_rows", [])])
+    finally:
+        con.close()
