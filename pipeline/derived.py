@@ -350,23 +350,23 @@ class _Builder:
             _create_table(con, "lake_step_intervals", "select * from empty_lake_rows")
         elif bounds is not None:
             _create_table(con, "lake_step_intervals", _model("derived/context_rows.sql"),
-                         [[str(f) for f in files], *bounds])
+                          [[str(f) for f in files], *bounds])
         else:
             _create_table(con, "lake_step_intervals", "select * from read_parquet(?, union_by_name = true, "
-                         "hive_partitioning = false)", [[str(f) for f in files]])
+                          "hive_partitioning = false)", [[str(f) for f in files]])
         for table, model in DERIVED_MODELS:
             _create_table(con, table, _model(model))
         for derived, table in DERIVED_TABLES.items():
             if changed_days:
                 _create_table(con, "_out",
-                             f'select * from "{table}" semi join changed_days using (participant_id, local_date)')
+                              f'select * from "{table}" semi join changed_days using (participant_id, local_date)')
                 self._write_by_month(derived, "_out", schema_only=schema_only)
             else:  # every row: written straight from the model's table, not copied first
                 self._write_by_month(derived, table, schema_only=schema_only, recent_days=RECENT_DAYS)
 
     def _write_by_month(self, derived: str, table: str, *, schema_only: bool = False,
                         recent_days: int | None = None) -> None:
-        """Write the rows of the temporary table `table` as one file per local month (a later
+        """Write the rows of the scratch table `table` as one file per local month (a later
         build rewrites only the files holding the days it recomputes), then drop it.
 
         With `recent_days`, the rows of the table's last `recent_days` local days go to one file
@@ -442,9 +442,9 @@ class _Builder:
             if rewrite:
                 files = [str(old_folder / name) for name in sorted(rewrite)]
                 _create_table(con, "_out", "select o.* from read_parquet(?, hive_partitioning = false) as o "
-                             "anti join changed_days as c using (participant_id, local_date) "
-                             "where o.participant_id not in (select participant_id from full_participants)",
-                             [files])
+                              "anti join changed_days as c using (participant_id, local_date) "
+                              "where o.participant_id not in (select participant_id from full_participants)",
+                              [files])
                 self._write_by_month(table, "_out")
 
     def index(self, linked_from: _State | None, tables: tuple[str, ...]) -> pl.DataFrame:
@@ -479,7 +479,7 @@ class _Builder:
         con = self.con
         con.register("_minutes_index", index.filter(pl.col("table") == "walking_minutes").to_arrow())
         _create_table(con, "segment_full", "select distinct participant_id from _minutes_index" if fresh
-                     else "select participant_id from full_participants")
+                      else "select participant_id from full_participants")
         _create_table(con, "segment_cuts", """
             select c.participant_id,
                    cast(min(c.local_date) as timestamptz) - interval 1 day - to_minutes(d.bout_max_gap_minutes + 1)
@@ -507,11 +507,12 @@ class _Builder:
             con.unregister("_index")
         if read_files:
             _create_table(con, "segments_read", "select participant_id, segment_number, first_minute_utc, "
-                         "last_minute_utc from read_parquet(?, hive_partitioning = false)",
-                         [[str(old_folder / name) for name in read_files]])
+                          "last_minute_utc from read_parquet(?, hive_partitioning = false)",
+                          [[str(old_folder / name) for name in read_files]])
         else:
-            _create_table(con, "segments_read", "select null::varchar as participant_id, null::bigint as segment_number, "
-                         "null::timestamptz as first_minute_utc, null::timestamptz as last_minute_utc limit 0")
+            _create_table(con, "segments_read", "select null::varchar as participant_id, "
+                          "null::bigint as segment_number, null::timestamptz as first_minute_utc, "
+                          "null::timestamptz as last_minute_utc limit 0")
         _create_table(con, "segment_offsets", """
             with old as (
                 select o.participant_id, o.segment_number, o.first_minute_utc,
@@ -542,7 +543,7 @@ class _Builder:
                 left join segment_cuts as c using (participant_id)
                 where o.participant_id not in (select participant_id from segment_full)
                   and (c.threshold_utc is null or o.last_minute_utc < c.threshold_utc)""",
-                         [[str(old_folder / name) for name in old_files]])
+                          [[str(old_folder / name) for name in old_files]])
             self._write_by_month(SEGMENTS, "_out")
         # the segments recomputed, from the walking minutes of this build's files that can hold them
         minute_files = [str(self.folder / "walking_minutes" / name) for (name,) in con.sql("""
@@ -558,7 +559,7 @@ class _Builder:
                 where o.from_utc is null or w.minute_utc >= o.from_utc""", [minute_files])
         else:
             _create_table(con, "segment_minutes", "select null::varchar as participant_id, "
-                         "null::timestamptz as minute_utc, null::date as local_date limit 0")
+                          "null::timestamptz as minute_utc, null::date as local_date limit 0")
         _create_table(con, SEGMENTS, _model(SEGMENTS_MODEL))
         self._write_by_month(SEGMENTS, SEGMENTS, schema_only=not any((self.folder / SEGMENTS).glob("*.parquet")))
         for table in ("segment_full", "segment_cuts", "segments_read", "segment_offsets", "segment_minutes"):
@@ -578,11 +579,11 @@ class _Builder:
         new = listing if previous is None else listing.join(previous, on=keys, how="anti")
         if new.height:
             _create_table(con, "device_total_rows", "select participant_id, local_date, source, device, steps "
-                         "from read_parquet(?, union_by_name = true, hive_partitioning = false)",
-                         [[str(totals_dir / rel) for rel in new["relpath"].to_list()]])
+                          "from read_parquet(?, union_by_name = true, hive_partitioning = false)",
+                          [[str(totals_dir / rel) for rel in new["relpath"].to_list()]])
         else:
             _create_table(con, "device_total_rows", "select null::varchar as participant_id, null::date as local_date, "
-                         "null::varchar as source, null::varchar as device, null::double as steps limit 0")
+                          "null::varchar as source, null::varchar as device, null::double as steps limit 0")
         rewrite: set[str] = set()
         if previous is not None:  # state is not None
             months = {row[0] for row in con.sql(
