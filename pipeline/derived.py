@@ -50,7 +50,7 @@ import re
 import shutil
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -391,22 +391,30 @@ class _Builder:
     def _copy_to_files(self, derived: str, queries: list[tuple[str, list]]) -> None:
         """Write each query's rows (the SQL: constants of ours) to the next files of `derived`,
         WRITERS at a time; the files are named in the order of `queries`, whichever is written
-        first. Raises the first error once every writer has stopped."""
+        first. A failed COPY stops the other writers from starting more; its error is raised once
+        every writer has stopped."""
         paths = [self._next_file(derived) for _ in queries]
         pending = iter(zip(queries, paths))
         taking = threading.Lock()
+        failed = threading.Event()  # a writer failed: the other takes no more queries
 
         def write(writer: duckdb.DuckDBPyConnection) -> None:
-            while True:
+            while not failed.is_set():
                 with taking:
                     job = next(pending, None)
                 if job is None:
                     return
                 (sql, params), path = job
                 target = sql_literal(str(path))
-                writer.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", params)
+                try:
+                    writer.execute(f"copy ({sql}) to {target} (format parquet, compression zstd)", params)
+                except BaseException:
+                    failed.set()
+                    raise
 
-        for done in [self.pool.submit(write, writer) for writer in self.writers[:len(queries)]]:
+        writing = [self.pool.submit(write, writer) for writer in self.writers[:len(queries)]]
+        wait(writing)
+        for done in writing:
             done.result()
         self.written += [(derived, path.name) for path in paths]
 

@@ -499,14 +499,17 @@ def test_files_written_side_by_side_each_hold_the_rows_of_their_own_query(tmp_pa
 
 
 def test_a_write_that_fails_on_one_connection_fails_the_build_step(tmp_path):
+    """The error is raised once both writers have stopped, and no query is started after it."""
     (tmp_path / "day_facts").mkdir()
     con = duckdb.connect()
     try:
         con.execute("create table some_rows as select 1 as x")
         with _Builder(con, tmp_path, tmp_path, "test") as builder:
             with pytest.raises(duckdb.CatalogException, match="no_such_table"):
-                builder._copy_to_files("day_facts", [("select * from some_rows", []),
-                                                     ("select * from no_such_table", []),
-                                                     ("select * from some_rows", [])])
+                builder._copy_to_files("day_facts", [("select * from no_such_table", []),
+                                                     *[("select * from range(3000000)", [])] * 2,
+                                                     *[("select * from some_rows", [])] * 20])
+        written = sorted((tmp_path / "day_facts").glob("*.parquet"))
+        assert len(written) < 20, "the other writer went on after the failure"
     finally:
         con.close()
