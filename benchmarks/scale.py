@@ -252,9 +252,10 @@ def clone(source: Path, target: Path) -> None:
 def reuse_cohort(source: Path, target: Path, participants: int, days: int, fitbit_share: float, seed: int,
                  start: date):
     """A cohort written earlier by cohort_generator.py (--cohort), instead of generating it again
-    (a year of 1,000 participants takes ~17 min to write): its inbox hard-linked into `target` (no
-    run writes into an inbox file: add_day only adds files), participants.csv and generator.json
-    copied (add_day rewrites the latter). Its settings must be those asked for, and no day added."""
+    (a year of 1,000 participants takes ~17 min to write), cloned into `target` as `clone` does: its
+    inbox hard-linked (no run writes into an inbox file: add_day only adds files), participants.csv
+    and generator.json copied (add_day rewrites the latter). Its settings must be those asked for,
+    and no day added."""
     gen = _gen()
     info = json.loads((source / gen.INFO_FILE).read_text())
     wanted = {"participants": participants, "fitbit_share": fitbit_share, "seed": seed, "start": start.isoformat(),
@@ -263,10 +264,7 @@ def reuse_cohort(source: Path, target: Path, participants: int, days: int, fitbi
     if differ or "generated" not in info:
         raise SystemExit(f"--cohort {source}: not a cohort of these settings (have, asked for: {differ}) "
                          "or written by a generator that did not record what it wrote")
-    target.mkdir(parents=True)
-    subprocess.run(["cp", "-al", str(source / "inbox"), str(target / "inbox")], check=True)
-    for name in ("participants.csv", gen.INFO_FILE):
-        shutil.copy2(source / name, target / name)
+    clone(source, target)
     return gen.GenerationInfo(**info["generated"])
 
 
